@@ -20,27 +20,31 @@ the same numbers faster:
    residual and runs blocks ``l .. L-1`` only (on average half the blocks). TransformerBridge's
    own ``forward(start_at_layer=k)`` does not save this work: it still executes blocks
    ``0..k-1`` and discards their output (see its docstring), so the engine calls the bridge's
-   block modules (``bridge.blocks[l]``) directly with the captured arguments. Hooks
-   (``hook_z``) fire as in a full forward, so the ablation is the same operation as the
-   naive loop's.
-3. **Many ablations per batch, staircase order**: jobs (head, kind) are sorted by layer; a batch
+   block modules (``bridge.blocks[l]``) directly with the captured arguments.
+3. **No attention recomputed in the ablated layer**: the layer's queries, keys and values come
+   from the clean residual, so every head but the ablated one is unchanged, and the attention
+   output is affine in ``z``: it is the clean run's output (cached) plus the output projection
+   ``o`` of the change of ``z`` (``o(dz) - o(0)``, i.e. ``W_O`` without the bias). The block's
+   attention module is swapped for that sum for the call; its norm, MLP and residual
+   arithmetic run as usual (parallel attention included).
+4. **Many ablations per batch, staircase order**: jobs (head, kind) are sorted by layer; a batch
    starts at the first job's layer and, at each later layer, appends ``N`` rows per job that
-   starts there (copies of the cached residual), so rows of all layers' jobs share one call
-   per block. Batches are sized to memory (``torch.cuda.mem_get_info`` on CUDA, a fixed
-   budget on the CPU).
-4. **Read only what is scored**: the final norm and unembedding run only at the scored
-   positions (the last one for IOI, greater-than and sequences), not at every position.
+   starts there, so rows of all layers' jobs share one call per block. Batches are sized to
+   memory (``torch.cuda.mem_get_info`` on CUDA, a fixed budget on the CPU).
+5. **Compute only what is scored**: the last block's MLP runs only at the scored positions
+   (nothing after it reads the others), and the final norm and unembedding likewise.
 
 Before use, the engine replays the clean prompts from layer 0 (batch doubled, to check the
-argument expansion too) and compares with the model's own logits; if they differ by more than
-``VERIFY_TOL`` (float32) it falls back to the naive loop and says so.
+argument expansion too) and compares with the model's own logits, and checks one ablation in the
+first and one in the last layer against a full forward pass with the ``hook_z`` patch; if
+anything differs by more than ``VERIFY_TOL`` (float32) it falls back to the naive loop and says so.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -69,6 +73,7 @@ class TaskRuns:
     cache: Any  # ActivationCache of the clean run: hook_z, hook_resid_pre, ln_final.hook_scale, last resid_post
     z_corrupted: list[torch.Tensor]  # per layer [N, S, H, d_head]
     block_inputs: list[tuple[tuple, dict, bool]]  # per layer: (args after the hidden state, kwargs, hidden state passed by keyword)
+    attn_outputs: list[Any]  # per layer: what the attention module returned on the clean prompts (tensor or tuple)
     clean_metric: float = 0.0
     corrupted_metric: float = 0.0
     kl_corrupted: float = 0.0
@@ -147,15 +152,24 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
 
         return pre_hook
 
+    attn_out: dict[int, Any] = {}
+
+    def make_attn_hook(layer: int) -> Callable:
+        def attn_hook(module: Any, args: tuple, output: Any) -> None:
+            attn_out.setdefault(layer, output)
+
+        return attn_hook
+
     handles = [bridge.blocks[l].register_forward_pre_hook(make_pre_hook(l), with_kwargs=True) for l in range(n_layers)]
+    handles += [bridge.blocks[l].attn.register_forward_hook(make_attn_hook(l)) for l in range(n_layers)]
     try:
         with torch.no_grad():
             logits, cache = bridge.run_with_cache(task.clean, names_filter=_names(n_layers))
     finally:
         for h in handles:
             h.remove()
-    if len(captured) != n_layers:
-        raise RuntimeError(f"Captured the inputs of {len(captured)} of {n_layers} blocks.")
+    if len(captured) != n_layers or len(attn_out) != n_layers:
+        raise RuntimeError(f"Captured the inputs of {len(captured)} and the attention outputs of {len(attn_out)} of {n_layers} blocks.")
     pos = task.positions
     clean_logits = logits[:, pos].float()
     del logits
@@ -165,7 +179,7 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
     del corr_logits
     runs = TaskRuns(task=task, clean_logits=clean_logits, corrupted_logits=corrupted_logits, cache=cache,
                     z_corrupted=[corr_cache[f"blocks.{l}.attn.hook_z"] for l in range(n_layers)],
-                    block_inputs=[captured[l] for l in range(n_layers)])
+                    block_inputs=[captured[l] for l in range(n_layers)], attn_outputs=[attn_out[l] for l in range(n_layers)])
     with torch.no_grad():
         runs.clean_metric = float(task.metric(clean_logits).mean())
         runs.corrupted_metric = float(task.metric(corrupted_logits).mean())
@@ -249,15 +263,54 @@ class ExactEngine:
             return [self._expand(o, copies) for o in obj]
         return obj
 
-    def _block(self, layer: int, x: torch.Tensor, hook: Callable | None) -> torch.Tensor:
+    def _block(self, layer: int, x: torch.Tensor, attn_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """Block ``layer`` on ``x``; with ``attn_delta`` its attention is not recomputed but taken as clean + delta."""
         rest, kwargs, by_kw = self.runs.block_inputs[layer]
         copies = x.shape[0] // self.N
         rest = self._expand(rest, copies)
         kwargs = {k: self._expand(v, copies) for k, v in kwargs.items()}
-        hooks = [(f"blocks.{layer}.attn.hook_z", hook)] if hook is not None else []
-        with self.bridge.hooks(fwd_hooks=hooks):
-            out = self.bridge.blocks[layer](hidden_states=x, **kwargs) if by_kw else self.bridge.blocks[layer](x, *rest, **kwargs)
+        block = self.bridge.blocks[layer]
+        with ExitStack() as stack:
+            if attn_delta is not None:
+                stack.enter_context(_swap_forward(block.attn, self._attn_stub(layer, attn_delta)))
+            if layer == self.n_layers - 1:
+                stack.enter_context(_swap_forward(block.mlp, self._scored_positions_only(block.mlp)))
+            out = block(hidden_states=x, **kwargs) if by_kw else block(x, *rest, **kwargs)
         return out[0] if isinstance(out, tuple) else out
+
+    def _attn_delta(self, layer: int, jobs: list[Job], repl: dict) -> torch.Tensor:
+        """What each job's ablation adds to the layer's attention output: ``W_O`` applied to its change of ``z``, [J*N, S, d_model]."""
+        z = self.runs.z_clean(layer)
+        dz = torch.zeros((len(jobs) * self.N, *z.shape[1:]), dtype=z.dtype, device=z.device)
+        for i, j in enumerate(jobs):
+            dz[i * self.N:(i + 1) * self.N, :, j.head] = repl[(j.kind, layer)][:, :, j.head].to(z.dtype) - z[:, :, j.head]
+        o = self.bridge.blocks[layer].attn.o
+        flat = dz.flatten(2)
+        return o(flat) - o(torch.zeros_like(flat[:1]))  # the output projection is affine: drop its bias
+
+    def _attn_stub(self, layer: int, delta: torch.Tensor) -> Callable:
+        """Stands in for the attention module of the ablated layer: its clean output (cached) plus the ablation's delta."""
+        clean = self.runs.attn_outputs[layer]
+        copies = delta.shape[0] // self.N
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            if isinstance(clean, tuple):
+                return (self._expand(clean[0], copies) + delta,) + tuple(clean[1:])
+            return self._expand(clean, copies) + delta
+
+        return stub
+
+    def _scored_positions_only(self, mlp: Any) -> Callable:
+        """The last block's MLP run at the scored positions only (nothing after the last block reads the others)."""
+        forward = mlp.forward
+        pos = self.task.positions
+
+        def stub(hidden: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            out = torch.zeros_like(hidden)
+            out[:, pos] = forward(hidden[:, pos], *args, **kwargs)
+            return out
+
+        return stub
 
     def _readout(self, x: torch.Tensor, reduce: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Final norm + unembedding at the scored positions, reduced per copy: {name: [copies, N]}."""
@@ -276,14 +329,25 @@ class ExactEngine:
         return {"metric": self.task.metric(logits), "kl": kl_div(self.clean_logp, logits, self.clean_p)}
 
     def verify(self) -> float:
-        """Replay the clean prompts from layer 0 (two copies) and compare with the model's logits."""
+        """Check the replay against the model itself: the largest absolute difference found.
+
+        The clean prompts replayed from layer 0 (two copies, to check the argument expansion) must
+        give the model's logits, and one ablation in the first and one in the last layer must give
+        what a full forward pass with the ``hook_z`` patch gives (metric and KL).
+        """
         with torch.no_grad():
             x = self.resid_pre[0].repeat(2, 1, 1)
             for l in range(self.n_layers):
-                x = self._block(l, x, None)
+                x = self._block(l, x)
             got = self._readout(x, lambda lg: {"logits": lg})["logits"]  # [2, N, P, V]
-        self.verified = float((got - self.runs.clean_logits[None]).abs().max())
-        return self.verified
+            diff = float((got - self.runs.clean_logits[None]).abs().max())
+            jobs = [Job(0, 0, "mean"), Job(self.n_layers - 1, self.n_heads - 1, "mean")]
+            out = self.run_jobs(jobs)
+            for i, j in enumerate(jobs):
+                metric, kl = ablate_heads(self.bridge, self.runs, [(j.layer, j.head)], j.kind)
+                diff = max(diff, abs(float(out["metric"][i].mean()) - metric), abs(float(out["kl"][i].mean()) - kl))
+        self.verified = diff
+        return diff
 
     def run_jobs(self, jobs: list[Job]) -> dict[str, torch.Tensor]:
         """Ablated metric and KL per job and prompt: {"metric": [J, N], "kl": [J, N]} (jobs' order kept)."""
@@ -302,21 +366,15 @@ class ExactEngine:
         return {k: v[inverse.to(v.device)] for k, v in stacked.items()}
 
     def _run_batch(self, batch: list[Job], repl: dict) -> dict[str, torch.Tensor]:
-        N = self.N
         x: torch.Tensor | None = None
         for layer in range(batch[0].layer, self.n_layers):
             new = [j for j in batch if j.layer == layer]
-            hook = None
-            if new:
-                start = 0 if x is None else x.shape[0]
-                fresh = self.resid_pre[layer].repeat(len(new), 1, 1)
-                x = fresh if x is None else torch.cat([x, fresh])
-                device = x.device
-                rows = torch.arange(start, start + len(new) * N, device=device)
-                heads = torch.tensor([j.head for j in new], device=device).repeat_interleave(N)
-                values = torch.cat([repl[(j.kind, layer)][:, :, j.head].expand(N, -1, -1) for j in new])
-                hook = _make_patch_hook(rows, heads, values)
-            x = self._block(layer, x, hook)
+            fresh = None
+            if new:  # jobs starting here: the clean residual, and the clean attention output plus the ablation's delta
+                fresh = self._block(layer, self.resid_pre[layer].repeat(len(new), 1, 1), self._attn_delta(layer, new, repl))
+            if x is not None:
+                x = self._block(layer, x)
+            x = fresh if x is None else (x if fresh is None else torch.cat([x, fresh]))
         return self._readout(x, self._reduce)
 
     def sweep(self, kinds: tuple[str, ...] | list[str], heads: list[tuple[int, int]] | None = None) -> Sweep:
@@ -334,19 +392,25 @@ class ExactEngine:
             result.metric[j.kind][j.layer, j.head] = means["metric"][i]
             result.kl[j.kind][j.layer, j.head] = means["kl"][i]
         result.seconds = time.perf_counter() - start
-        result.info = {"engine": "exact (cached residuals, blocks from the ablated layer on, staircase batches)",
+        result.info = {"engine": "exact (cached residuals and attention outputs, blocks from the ablated layer on, staircase batches)",
                        "copies_per_batch": self.copies_per_batch, "batches": math.ceil(len(jobs) / self.copies_per_batch),
                        "memory_budget_mb": round(self.budget / 2**20), "replay_check_max_abs_diff": self.verified,
                        "replay_check_tolerance": self.tolerance}
         return result
 
 
-def _make_patch_hook(rows: torch.Tensor, heads: torch.Tensor, values: torch.Tensor) -> Callable:
-    def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
-        z[rows, :, heads] = values.to(z.dtype)
-        return z
-
-    return hook
+@contextmanager
+def _swap_forward(module: torch.nn.Module, forward: Callable) -> Iterator[None]:
+    """Run ``module`` with another ``forward`` for the duration (hooks on the module still fire)."""
+    saved = module.__dict__.get("forward")
+    object.__setattr__(module, "forward", forward)  # bridge components forward setattr to the wrapped module
+    try:
+        yield
+    finally:
+        if saved is None:
+            object.__delattr__(module, "forward")
+        else:
+            object.__setattr__(module, "forward", saved)
 
 
 # -- the naive reference loop ---------------------------------------------------------------
