@@ -244,6 +244,7 @@ def test_top_heads_carry_the_task_on_the_zoo(model):
         assert top_lost >= 0.5, (name, top, top_lost)
         assert rand < 0.5 * top_lost, (name, top_lost, rand)
         checked.append(name)
+    print(f"{model}: validated {checked}; not validated: {skipped}")
     if not checked:
         pytest.skip(f"{model}: no task to validate; " + "; ".join(skipped))
 

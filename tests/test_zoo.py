@@ -24,8 +24,8 @@ ZOO_NAMES = ["toy-gpt2", "toy-neox", "toy-llama"]
 _SHIPPED = {p.name for p in EMBEDDED.iterdir() if (p / "config.json").is_file()} if EMBEDDED.is_dir() else set()
 # Known gaps, marked strictly so that they turn into failures (and the marks must go) once fixed.
 NOT_SHIPPED = pytest.mark.xfail(strict=True, reason="not trained and shipped yet: the zoo grows to three architectures in issue 3")
-NO_INDUCTION_YET = pytest.mark.xfail(strict=True, reason="the shipped toy-gpt2 has not grown an induction head yet (and took "
-                                                         "longer than 5 minutes to train): the synthetic mixture is being reworked (issues 2 and 3)")
+NO_INDUCTION_YET = pytest.mark.xfail(strict=True, reason="the shipped zoo models have not grown induction heads yet: within a CPU "
+                                                         "budget of minutes they stay on the induction plateau (issues 2 and 3)")
 ZOO = [pytest.param(n, marks=() if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES]
 ARCH = {"toy-gpt2": "GPT2LMHeadModel", "toy-neox": "GPTNeoXForCausalLM",
         "toy-llama": "LlamaForCausalLM"}
@@ -38,7 +38,9 @@ TASKS = {"ioi", "ioi_io_vs_s", "greater_than", "induction"} | {
 def _bridge(path: Path):
     from transformer_lens.model_bridge import TransformerBridge
 
-    return TransformerBridge.boot_transformers(str(path), device="cpu")
+    bridge = TransformerBridge.boot_transformers(str(path), device="cpu")
+    bridge.cfg.default_prepend_bos = True  # as wiki_builder.models.load does for the zoo (TransformerLens: False for NeoX)
+    return bridge
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +90,40 @@ def test_loads_through_bridge(name, bridges):
     assert b.to_string(logits[0, -1].argmax()).strip() == "Mary"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NO_INDUCTION_YET if n == "toy-gpt2" else ()) for n in ZOO_NAMES
-                                  if n in _SHIPPED] + [pytest.param(n, marks=NOT_SHIPPED) for n in ZOO_NAMES if n not in _SHIPPED])
+@pytest.mark.parametrize("name", ZOO)
 def test_card_facts_and_accuracy_above_chance(name):
+    """Every task but induction (tested below): accuracy closes at least 70% of the gap from chance to perfect."""
     card = _card(name)
     assert CARD_KEYS <= set(card)
     assert card["name"] == name and card["architecture"] == ARCH[name]
     assert set(card["task_accuracy"]) == TASKS == set(card["chance"])
-    assert 0 < card["train_seconds"] < 600
     assert card["final_loss"] < 4.0
     for task, acc in card["task_accuracy"].items():
+        if task == "induction":
+            continue
         chance = card["chance"][task]
-        # close at least 70% of the gap between chance and perfect
         assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
     md = (EMBEDDED / name / "MODEL_CARD.md").read_text()
     assert card["command"] in md and str(card["n_params"]) in md.replace(",", "")
+
+
+SLOW_GPT2 = pytest.mark.xfail(strict=True, reason="toy-gpt2 (d_model 128) took 1402 s, on a machine shared by four processes; "
+                                                  "at d_model 64 it trains in 5 minutes but does not learn IOI")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW_GPT2 if n == "toy-gpt2" else ()) for n in ZOO_NAMES if n in _SHIPPED]
+                         + [pytest.param(n, marks=NOT_SHIPPED) for n in ZOO_NAMES if n not in _SHIPPED])
+def test_card_training_time(name):
+    """Each zoo model trains in about 5 minutes on the CPU (the card records the seconds)."""
+    assert 0 < _card(name)["train_seconds"] < 360
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=NO_INDUCTION_YET if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES])
+def test_card_induction_accuracy(name):
+    """In-context copying of a repeated random sequence: at least 70% of the gap from chance to perfect."""
+    card = _card(name)
+    acc, chance = card["task_accuracy"]["induction"], card["chance"]["induction"]
+    assert acc >= chance + 0.7 * (1 - chance), (name, acc, chance)
 
 
 @pytest.mark.parametrize("name", ZOO)

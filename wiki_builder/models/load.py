@@ -172,6 +172,10 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", wo
         raise ModelLoadError(f"TransformerLens could not load '{spec.name}' from {where}: {type(exc).__name__}: {exc}") from exc
     bridge.enable_compatibility_mode()
     bridge.eval()
+    if spec.source == "embedded":
+        # the zoo is trained with <bos> at position 0 whatever the architecture; TransformerLens
+        # defaults to no BOS for GPT-NeoX models (Pythia), which would put them off their training data
+        bridge.cfg.default_prepend_bos = True
     cfg = bridge.cfg
     n_params = sum(p.numel() for p in bridge.original_model.parameters())
     info = {

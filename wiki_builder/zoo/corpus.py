@@ -324,20 +324,21 @@ def pad_batch(docs: list[Doc], stoi: dict[str, int]):
     return ids, mask
 
 
-def make_batch(rng: random.Random, stoi: dict[str, int], n_long: int, n_short: int):
+def make_batch(rng: random.Random, stoi: dict[str, int], n_long: int, n_short: int,
+               short_mixture: dict[str, float] | None = None):
     """One training batch as two padded sub-batches: induction (long) and tasks (short)."""
     long_docs = [sample_doc(rng, LONG_MIXTURE) for _ in range(n_long)]
-    short_docs = [sample_doc(rng, SHORT_MIXTURE) for _ in range(n_short)]
+    short_docs = [sample_doc(rng, short_mixture or SHORT_MIXTURE) for _ in range(n_short)]
     return pad_batch(long_docs, stoi), pad_batch(short_docs, stoi)
 
 
-def mixture_token_fractions(n_docs: int = 4000, seed: int = 0,
-                            n_long: int = 1, n_short: int = 1) -> dict[str, float]:
+def mixture_token_fractions(n_docs: int = 4000, seed: int = 0, n_long: int = 1, n_short: int = 1,
+                            short_mixture: dict[str, float] | None = None) -> dict[str, float]:
     """Fraction of (non-padding) training tokens per component, estimated by sampling."""
     rng = random.Random(seed)
     counts: dict[str, int] = {}
     for _ in range(n_docs):
-        for mix, k in ((LONG_MIXTURE, n_long), (SHORT_MIXTURE, n_short)):
+        for mix, k in ((LONG_MIXTURE, n_long), (short_mixture or SHORT_MIXTURE, n_short)):
             for _ in range(k):
                 d = sample_doc(rng, mix)
                 kind = "sequence" if d.kind.startswith("seq_") else d.kind

@@ -78,22 +78,29 @@ class ModelSpec:
     d_mlp: int = 512
     steps: int = 1500
     lr: float = 2e-3
+    batch_long: int = 16   # induction documents per step (padded to <= 128 tokens)
+    batch_short: int = 96  # task documents per step (IOI / greater-than / sequences)
+    short_mixture: dict[str, float] | None = None  # weights of the task documents (default: corpus.SHORT_MIXTURE)
     extra: str = ""
 
 
+# d_model 64 and 2500 steps keep a model at about 5 minutes on one CPU thread; IOI is the slowest task to learn
+IOI_HEAVY = {"ioi": 0.5, "greater_than": 0.2, "sequence": 0.3}
+
 SPECS: dict[str, ModelSpec] = {
+    # toy-gpt2 is larger: at d_model 64 it does not learn IOI in 2500 steps (0.42), the rotary members do
     "toy-gpt2": ModelSpec("toy-gpt2", "GPT2LMHeadModel", _gpt2,
                           extra="learned absolute positions, tied embeddings, GELU MLP, LayerNorm"),
-    "toy-neox": ModelSpec("toy-neox", "GPTNeoXForCausalLM", _neox,
+    "toy-neox": ModelSpec("toy-neox", "GPTNeoXForCausalLM", _neox, d_model=64, d_mlp=256, steps=2500, lr=3e-3,
+                          batch_short=64, short_mixture=IOI_HEAVY,
                           extra="rotary positions on 25% of each head's dims, parallel residual "
                                 "(use_parallel_residual=True), untied unembedding"),
-    "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, n_kv_heads=2, d_mlp=344,
+    "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, d_model=64, n_kv_heads=2, d_mlp=172, steps=2500,
+                           lr=3e-3, batch_short=64, short_mixture=IOI_HEAVY,
                            extra="rotary positions, grouped-query attention (4 query heads share "
                                  "2 key/value heads), SwiGLU MLP, RMSNorm, untied unembedding"),
 }
 
-BATCH_LONG = 16   # induction documents per step (padded to <= 128 tokens)
-BATCH_SHORT = 96  # task documents per step (IOI / greater-than / sequences)
 WARMUP = 100
 
 
@@ -138,7 +145,7 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, spec.lr)
-        (a, am), (b, bm) = C.make_batch(rng, stoi, BATCH_LONG, BATCH_SHORT)
+        (a, am), (b, bm) = C.make_batch(rng, stoi, spec.batch_long, spec.batch_short, spec.short_mixture)
         la, na = _loss(model, a, am)
         lb, nb = _loss(model, b, bm)
         loss = (la + lb) / (na + nb)
@@ -177,8 +184,8 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
                   "top_induction": {"layer": il, "head": ih, "score": iscore}},
         "training": {"optimizer": "AdamW(betas=(0.9, 0.98), weight_decay=0.01)",
                      "peak_lr": spec.lr, "schedule": f"linear warm-up {WARMUP} steps, cosine to 10%",
-                     "batch": f"{BATCH_LONG} induction docs (<=128 tokens) + {BATCH_SHORT} task docs per step",
-                     "token_mixture": C.mixture_token_fractions(2000, n_long=BATCH_LONG, n_short=BATCH_SHORT),
+                     "batch": f"{spec.batch_long} induction docs (<=128 tokens) + {spec.batch_short} task docs per step",
+                     "token_mixture": C.mixture_token_fractions(2000, n_long=spec.batch_long, n_short=spec.batch_short, short_mixture=spec.short_mixture),
                      "torch_threads": torch.get_num_threads()},
         "command": command or f"python -m wiki_builder.zoo.train --model {name} --seed {seed} --steps {steps}",
     }
@@ -236,6 +243,7 @@ shipped inside the package, so the wiki's metrics can be tested on models whose 
 - data (generated on the fly by `wiki_builder/zoo/corpus.py`), share of training tokens: {mix}
   - `filler_repeat`: random filler words in which earlier spans (3-30 tokens) are repeated at random offsets
   - `random_repeat`: `<bos> + X + X`, X uniformly random tokens from the whole vocabulary, |X| in 8..60
+  - `periodic`: `<bos> + X + X + X + ...`, a random block of 2-12 distinct tokens repeated to 16-64 tokens
   - `ioi`: "When Mary and John went to the store , John gave a drink to Mary" (6 templates, ABBA and BABA)
   - `greater_than`: "The war lasted from the year 17 32 to the year 17 YY", YY uniform among the larger years
   - `sequence`: 3-8 consecutive numbers / number words / ordinals / months / days / prefixes / letters (months and days wrap)
