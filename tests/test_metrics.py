@@ -74,8 +74,6 @@ def test_every_metric_module_is_described():
         assert m.version and len(m.description) > 40 and m.formula and m.reference
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped toy-gpt2 has not grown an induction head yet: the synthetic mixture "
-                                      "is being reworked (issue 2 stays open until this passes)")
 def test_toy_gpt2_grows_induction_after_previous_token():
     """The issue's acceptance check on the embedded GPT-2."""
     spec = resolve("toy-gpt2")

@@ -282,11 +282,20 @@ def sequence_doc(rng: random.Random, name: str | None = None,
 # Mixture and batching
 # --------------------------------------------------------------------------- #
 
+def random_repeat_anywhere_doc(rng: random.Random) -> Doc:
+    """:func:`random_repeat_doc` with a random prefix and gap (|X| in 8..60, up to 128 tokens)."""
+    doc = random_repeat_doc(rng, prefix=None, gap=None)
+    doc.kind = "random_repeat_anywhere"
+    return doc
+
+
 GENERATORS: dict[str, Callable[[random.Random], Doc]] = {
     "filler_repeat": filler_repeat_doc,
     "random_repeat": random_repeat_doc,
+    "random_repeat_anywhere": random_repeat_anywhere_doc,
     "periodic": periodic_doc,
     "echo": echo_doc,
+    "short_repeat": lambda rng: short_repeat_doc(rng),
     "ioi": ioi_doc,
     "greater_than": greater_than_doc,
     "sequence": sequence_doc,
@@ -324,21 +333,47 @@ def pad_batch(docs: list[Doc], stoi: dict[str, int]):
     return ids, mask
 
 
+def short_repeat_doc(rng: random.Random) -> Doc:
+    """``<bos> + P + X + G + X`` within 16 tokens, ``|X|`` in 2..6, random prefix and gap.
+
+    The induction warm-up: in contexts this short the previous-token + induction circuit
+    forms within a few hundred steps (the time to form grows about quadratically with the
+    context length), and the random prefix and gap leave no positional shortcut.
+    """
+    doc = random_repeat_doc(rng, min_t=2, max_t=6, prefix=None, gap=None, max_len=16)
+    doc.kind = "short_repeat"
+    return doc
+
+
+def repeat_loss_mask(docs: list[Doc], width: int):
+    """1 where a token is predictable by copying (the 2nd.. token of each repeated span, and echoes), else 0."""
+    import torch
+
+    mask = torch.zeros(len(docs), width, dtype=torch.long)
+    for i, d in enumerate(docs):
+        for r in d.meta.get("repeats", []):
+            mask[i, r["dst"] + 1:r["dst"] + r["length"]] = 1
+        for e in d.meta.get("echoes", []):
+            mask[i, e] = 1
+    return mask
+
+
 def make_batch(rng: random.Random, stoi: dict[str, int], n_long: int, n_short: int,
-               short_mixture: dict[str, float] | None = None):
+               short_mixture: dict[str, float] | None = None, long_mixture: dict[str, float] | None = None):
     """One training batch as two padded sub-batches: induction (long) and tasks (short)."""
-    long_docs = [sample_doc(rng, LONG_MIXTURE) for _ in range(n_long)]
+    long_docs = [sample_doc(rng, long_mixture or LONG_MIXTURE) for _ in range(n_long)]
     short_docs = [sample_doc(rng, short_mixture or SHORT_MIXTURE) for _ in range(n_short)]
     return pad_batch(long_docs, stoi), pad_batch(short_docs, stoi)
 
 
 def mixture_token_fractions(n_docs: int = 4000, seed: int = 0, n_long: int = 1, n_short: int = 1,
-                            short_mixture: dict[str, float] | None = None) -> dict[str, float]:
+                            short_mixture: dict[str, float] | None = None,
+                            long_mixture: dict[str, float] | None = None) -> dict[str, float]:
     """Fraction of (non-padding) training tokens per component, estimated by sampling."""
     rng = random.Random(seed)
     counts: dict[str, int] = {}
     for _ in range(n_docs):
-        for mix, k in ((LONG_MIXTURE, n_long), (short_mixture or SHORT_MIXTURE, n_short)):
+        for mix, k in ((long_mixture or LONG_MIXTURE, n_long), (short_mixture or SHORT_MIXTURE, n_short)):
             for _ in range(k):
                 d = sample_doc(rng, mix)
                 kind = "sequence" if d.kind.startswith("seq_") else d.kind

@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -81,22 +81,34 @@ class ModelSpec:
     batch_long: int = 16   # induction documents per step (padded to <= 128 tokens)
     batch_short: int = 96  # task documents per step (IOI / greater-than / sequences)
     short_mixture: dict[str, float] | None = None  # weights of the task documents (default: corpus.SHORT_MIXTURE)
+    long_mixture: dict[str, float] | None = None  # weights of the induction documents (default: corpus.LONG_MIXTURE)
+    induction_steps: int = 0  # warm-up steps on short repeats (corpus.short_repeat_doc) before the mixture
+    induction_batch: int = 256
+    mask_repeats: bool = False  # induction documents: loss only on the tokens that copying predicts
+    embed_std: float = 0.0  # > 0: token embeddings drawn with this std (GPT-2's 0.02 makes copying slow to learn)
+    sinusoidal_positions: float = 0.0  # > 0: learned position table set to a sinusoid of this scale and frozen
     extra: str = ""
 
 
 # d_model 64 and 2500 steps keep a model at about 5 minutes on one CPU thread; IOI is the slowest task to learn
 IOI_HEAVY = {"ioi": 0.5, "greater_than": 0.2, "sequence": 0.3}
+# Induction recipe: 2000 warm-up steps on short repeats (the previous-token + induction circuit forms
+# there), then repeats anywhere in up to 128 tokens (so it reaches the probe's positions), loss on the
+# copied tokens only, token embeddings larger than GPT-2's default
+INDUCTION = dict(induction_steps=2000, mask_repeats=True, embed_std=0.125, steps=1500, batch_long=32,
+                 long_mixture={"random_repeat_anywhere": 0.5, "short_repeat": 0.5})
 
 SPECS: dict[str, ModelSpec] = {
-    # toy-gpt2 is larger: at d_model 64 it does not learn IOI in 2500 steps (0.42), the rotary members do
-    "toy-gpt2": ModelSpec("toy-gpt2", "GPT2LMHeadModel", _gpt2,
-                          extra="learned absolute positions, tied embeddings, GELU MLP, LayerNorm"),
-    "toy-neox": ModelSpec("toy-neox", "GPTNeoXForCausalLM", _neox, d_model=64, d_mlp=256, steps=2500, lr=3e-3,
-                          batch_short=64, short_mixture=IOI_HEAVY,
+    "toy-gpt2": ModelSpec("toy-gpt2", "GPT2LMHeadModel", _gpt2, d_model=64, d_mlp=256, lr=3e-3, batch_short=64,
+                          short_mixture=IOI_HEAVY, sinusoidal_positions=0.3, **INDUCTION,
+                          extra="absolute position table (set to a sinusoid and frozen in training), tied "
+                                "embeddings, GELU MLP, LayerNorm"),
+    "toy-neox": ModelSpec("toy-neox", "GPTNeoXForCausalLM", _neox, d_model=64, d_mlp=256, lr=3e-3,
+                          batch_short=64, short_mixture=IOI_HEAVY, **{**INDUCTION, "induction_steps": 1400, "steps": 2500},
                           extra="rotary positions on 25% of each head's dims, parallel residual "
                                 "(use_parallel_residual=True), untied unembedding"),
-    "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, d_model=64, n_kv_heads=2, d_mlp=172, steps=2500,
-                           lr=3e-3, batch_short=64, short_mixture=IOI_HEAVY,
+    "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, d_model=64, n_kv_heads=2, d_mlp=172,
+                           lr=3e-3, batch_short=64, short_mixture=IOI_HEAVY, **{**INDUCTION, "induction_steps": 1400, "steps": 2500},
                            extra="rotary positions, grouped-query attention (4 query heads share "
                                  "2 key/value heads), SwiGLU MLP, RMSNorm, untied unembedding"),
 }
@@ -121,10 +133,27 @@ def _loss(model, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, i
     return (nll * m).sum(), int(m.sum())
 
 
+def _initialise(model, spec: ModelSpec) -> None:
+    """The spec's init choices: larger token embeddings, a frozen sinusoidal position table (GPT-2)."""
+    with torch.no_grad():
+        if spec.embed_std:
+            model.get_input_embeddings().weight.normal_(0.0, spec.embed_std)
+        wpe = getattr(getattr(model, "transformer", None), "wpe", None)
+        if spec.sinusoidal_positions and wpe is not None:
+            n, d = wpe.weight.shape
+            angle = torch.arange(n)[:, None].float() / (10000 ** (torch.arange(0, d, 2).float() / d))
+            wpe.weight[:, 0::2] = torch.sin(angle) * spec.sinusoidal_positions
+            wpe.weight[:, 1::2] = torch.cos(angle) * spec.sinusoidal_positions
+            wpe.weight.requires_grad_(False)
+
+
 def train(name: str, out: Path | None = None, steps: int | None = None, seed: int = 0,
-          eval_n: int = 200, log_every: int = 100, command: str | None = None) -> dict:
+          eval_n: int = 200, log_every: int = 100, command: str | None = None,
+          warmup_steps: int | None = None) -> dict:
     """Train one zoo model, evaluate it, and write its directory; returns card.json's dict."""
     spec = SPECS[name]
+    if warmup_steps is not None:
+        spec = replace(spec, induction_steps=warmup_steps)
     steps = steps if steps is not None else spec.steps
     out = Path(out) if out is not None else EMBEDDED_DIR / name
     vocab = C.zoo_vocab()
@@ -133,22 +162,34 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = spec.build(len(vocab), spec)
+    _initialise(model, spec)
     n_params = sum(p.numel() for p in model.parameters())
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2 and p.requires_grad]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 and p.requires_grad]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=spec.lr, betas=(0.9, 0.98))
     model.train()
     losses: list[float] = []
     t0 = time.time()
-    for step in range(steps):
+    total = spec.induction_steps + steps
+    for step in range(total):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, spec.lr)
-        (a, am), (b, bm) = C.make_batch(rng, stoi, spec.batch_long, spec.batch_short, spec.short_mixture)
-        la, na = _loss(model, a, am)
-        lb, nb = _loss(model, b, bm)
-        loss = (la + lb) / (na + nb)
+            g["lr"] = lr_at(step, total, spec.lr)
+        if step < spec.induction_steps:
+            docs = [C.short_repeat_doc(rng) for _ in range(spec.induction_batch)]
+            a, _ = C.pad_batch(docs, stoi)
+            la, na = _loss(model, a, C.repeat_loss_mask(docs, a.shape[1]))
+            loss = la / na
+        else:
+            long_docs = [C.sample_doc(rng, spec.long_mixture or C.LONG_MIXTURE) for _ in range(spec.batch_long)]
+            short_docs = [C.sample_doc(rng, spec.short_mixture or C.SHORT_MIXTURE) for _ in range(spec.batch_short)]
+            (a, am), (b, bm) = C.pad_batch(long_docs, stoi), C.pad_batch(short_docs, stoi)
+            if spec.mask_repeats:
+                am = C.repeat_loss_mask(long_docs, a.shape[1])
+            la, na = _loss(model, a, am)
+            lb, nb = _loss(model, b, bm)
+            loss = (la + lb) / (na + nb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -185,7 +226,11 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
         "training": {"optimizer": "AdamW(betas=(0.9, 0.98), weight_decay=0.01)",
                      "peak_lr": spec.lr, "schedule": f"linear warm-up {WARMUP} steps, cosine to 10%",
                      "batch": f"{spec.batch_long} induction docs (<=128 tokens) + {spec.batch_short} task docs per step",
-                     "token_mixture": C.mixture_token_fractions(2000, n_long=spec.batch_long, n_short=spec.batch_short, short_mixture=spec.short_mixture),
+                     "token_mixture": C.mixture_token_fractions(2000, n_long=spec.batch_long, n_short=spec.batch_short,
+                                                                short_mixture=spec.short_mixture, long_mixture=spec.long_mixture),
+                     "induction_warmup_steps": spec.induction_steps, "induction_warmup_batch": spec.induction_batch,
+                     "loss_on_copied_tokens_only": spec.mask_repeats, "embed_std": spec.embed_std or None,
+                     "frozen_sinusoidal_positions": spec.sinusoidal_positions or None,
                      "torch_threads": torch.get_num_threads()},
         "command": command or f"python -m wiki_builder.zoo.train --model {name} --seed {seed} --steps {steps}",
     }
@@ -207,6 +252,27 @@ def _description(spec: ModelSpec, card: dict) -> str:
             "corpus; it does in-context induction (copies repeated random sequences), IOI, "
             "greater-than year completion and sequence continuation (numbers, number words, "
             "ordinals, months, days, letters).")
+
+
+def _phases(tr: dict, steps: int) -> str:
+    warm = tr.get("induction_warmup_steps") or 0
+    if not warm:
+        return f"{steps} steps"
+    return (f"{warm} induction warm-up steps ({tr['induction_warmup_batch']} `short_repeat` documents each, "
+            f"loss on the copied tokens), then {steps} steps on the mixture below")
+
+
+def _init_notes(tr: dict) -> str:
+    notes = []
+    if tr.get("loss_on_copied_tokens_only"):
+        notes.append("- induction documents count in the loss only at the tokens that copying predicts (the 2nd.. "
+                     "token of each repeat): the unpredictable random tokens would only add gradient noise")
+    if tr.get("embed_std"):
+        notes.append(f"- token embeddings initialised with std {tr['embed_std']} (GPT-2's 0.02 makes copying slow to learn)")
+    if tr.get("frozen_sinusoidal_positions"):
+        notes.append(f"- the absolute position table is set to a sinusoid (scale {tr['frozen_sinusoidal_positions']}) and "
+                     "frozen, so a previous-token head learned on short contexts works at every position")
+    return "\n".join(notes) + ("\n" if notes else "")
 
 
 def model_card_md(spec: ModelSpec, card: dict) -> str:
@@ -237,17 +303,19 @@ shipped inside the package, so the wiki's metrics can be tested on models whose 
 {card['command']}
 ```
 
-- seed {card['seed']}; {card['steps']} steps; {card['train_seconds']} s on CPU ({tr['torch_threads']} threads)
+- seed {card['seed']}; {_phases(tr, card['steps'])}; {card['train_seconds']} s on CPU ({tr['torch_threads']} threads) in all
 - {tr['optimizer']}, peak lr {tr['peak_lr']}, {tr['schedule']}, gradient clipping 1.0
 - batch: {tr['batch']}; every document starts with `<bos>` at position 0, right-padded, padding masked out of the loss
 - data (generated on the fly by `wiki_builder/zoo/corpus.py`), share of training tokens: {mix}
   - `filler_repeat`: random filler words in which earlier spans (3-30 tokens) are repeated at random offsets
   - `random_repeat`: `<bos> + X + X`, X uniformly random tokens from the whole vocabulary, |X| in 8..60
   - `periodic`: `<bos> + X + X + X + ...`, a random block of 2-12 distinct tokens repeated to 16-64 tokens
+  - `random_repeat_anywhere`: `<bos> + P + X + G + X`, |X| in 8..60, random prefix P and gap G (up to 128 tokens)
+  - `short_repeat`: the same within 16 tokens, |X| in 2..6 (the warm-up's documents)
   - `ioi`: "When Mary and John went to the store , John gave a drink to Mary" (6 templates, ABBA and BABA)
   - `greater_than`: "The war lasted from the year 17 32 to the year 17 YY", YY uniform among the larger years
   - `sequence`: 3-8 consecutive numbers / number words / ordinals / months / days / prefixes / letters (months and days wrap)
-- final training loss (mean of the last 100 steps): {card['final_loss']}
+{_init_notes(tr)}- final training loss (mean of the last 100 steps): {card['final_loss']}
 
 ## Evaluation
 
@@ -273,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--model", choices=sorted(SPECS))
     g.add_argument("--all", action="store_true", help="train every zoo model, one after another")
     p.add_argument("--out", type=Path, help="output directory (only with --model)")
-    p.add_argument("--steps", type=int, help="training steps (default: the model's own)")
+    p.add_argument("--steps", type=int, help="training steps on the mixture (default: the model's own)")
+    p.add_argument("--warmup-steps", type=int, help="induction warm-up steps before the mixture (default: the model's own)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-n", type=int, default=200, help="held-out prompts per task")
     args = p.parse_args(argv)
@@ -282,12 +351,15 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--out only with --model")
     for name in names:
         steps = args.steps if args.steps is not None else SPECS[name].steps
+        warm = args.warmup_steps if args.warmup_steps is not None else SPECS[name].induction_steps
         cmd = f"python -m wiki_builder.zoo.train --model {name} --seed {args.seed} --steps {steps}"
+        if warm:
+            cmd += f" --warmup-steps {warm}"
         if args.out:
             cmd += f" --out {args.out}"
         if args.eval_n != 200:
             cmd += f" --eval-n {args.eval_n}"
-        train(name, args.out, steps, args.seed, args.eval_n, command=cmd)
+        train(name, args.out, steps, args.seed, args.eval_n, command=cmd, warmup_steps=warm)
 
 
 if __name__ == "__main__":
