@@ -24,10 +24,9 @@ ZOO_NAMES = ["toy-gpt2", "toy-neox", "toy-llama"]
 _SHIPPED = {p.name for p in EMBEDDED.iterdir() if (p / "config.json").is_file()} if EMBEDDED.is_dir() else set()
 # Known gaps, marked strictly so that they turn into failures (and the marks must go) once fixed.
 NOT_SHIPPED = pytest.mark.xfail(strict=True, reason="not trained and shipped yet: the zoo grows to three architectures in issue 3")
-NO_INDUCTION_YET = pytest.mark.xfail(strict=True, reason="trained before the induction warm-up existed: no induction head yet")
-NO_IOI_GPT2 = pytest.mark.xfail(strict=True, reason="toy-gpt2 at d_model 64 does not learn IOI (0.50: a coin flip between the "
-                                                    "two names) or counting to 100 (0.24) in its 1500 mixture steps")
-HAS_INDUCTION = {"toy-gpt2"}
+WEAK_IOI = pytest.mark.xfail(strict=True, reason="with an induction head the members learn IOI only partly in their budget (IO "
+                                                 "over S: toy-gpt2 0.50, toy-neox 0.61, toy-llama 0.57); without one they reached "
+                                                 "0.995-1.0 (issue 3)")
 ZOO = [pytest.param(n, marks=() if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES]
 ARCH = {"toy-gpt2": "GPT2LMHeadModel", "toy-neox": "GPTNeoXForCausalLM",
         "toy-llama": "LlamaForCausalLM"}
@@ -87,46 +86,64 @@ def test_loads_through_bridge(name, bridges):
     assert b.cfg.n_layers == card["shape"]["n_layers"]
     assert b.cfg.n_heads == card["shape"]["n_heads"]
     assert b.cfg.d_vocab == len(C.zoo_vocab())
-    # the bridge does IOI too
-    logits = b(b.to_tokens("When Mary and John went to the store , John gave a drink to"))
-    assert b.to_string(logits[0, -1].argmax()).strip() == "Mary"
+    # the bridge continues a sequence and copies a repeated one, as the card says
+    logits = b(b.to_tokens("Monday Tuesday Wednesday"))
+    assert b.to_string(logits[0, -1].argmax()).strip() == "Thursday"
+    logits = b(b.to_tokens("window candle river ladder window candle"))
+    assert b.to_string(logits[0, -1].argmax()).strip() == "river"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NO_IOI_GPT2 if n == "toy-gpt2" else ()) for n in ZOO_NAMES if n in _SHIPPED]
-                         + [pytest.param(n, marks=NOT_SHIPPED) for n in ZOO_NAMES if n not in _SHIPPED])
-def test_card_facts_and_accuracy_above_chance(name):
-    """Every task but induction (tested below): accuracy closes at least 70% of the gap from chance to perfect."""
+@pytest.mark.parametrize("name", ZOO)
+def test_card_facts(name):
     card = _card(name)
     assert CARD_KEYS <= set(card)
     assert card["name"] == name and card["architecture"] == ARCH[name]
     assert set(card["task_accuracy"]) == TASKS == set(card["chance"])
     assert card["final_loss"] < 4.0
-    for task, acc in card["task_accuracy"].items():
-        if task == "induction":
-            continue
-        chance = card["chance"][task]
-        assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
     md = (EMBEDDED / name / "MODEL_CARD.md").read_text()
     assert card["command"] in md and str(card["n_params"]) in md.replace(",", "")
 
 
-SLOW_GPT2 = pytest.mark.xfail(strict=True, reason="toy-gpt2 took 436 s (2000 induction warm-up steps + 1500 on the mixture)")
+@pytest.mark.parametrize("name", ZOO)
+def test_card_accuracy_well_above_chance_except_ioi(name):
+    """Greater-than, sequences and induction: accuracy closes at least 70% of the gap from chance to perfect."""
+    card = _card(name)
+    for task, acc in card["task_accuracy"].items():
+        if task.startswith("ioi") or (name == "toy-gpt2" and task == "seq_numbers"):
+            continue  # IOI: the test below; toy-gpt2 counts to 100 at 0.24 (48x chance), said in the README
+        chance = card["chance"][task]
+        assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW_GPT2 if n == "toy-gpt2" else ()) for n in ZOO_NAMES if n in _SHIPPED]
-                         + [pytest.param(n, marks=NOT_SHIPPED) for n in ZOO_NAMES if n not in _SHIPPED])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=WEAK_IOI if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES])
+def test_card_ioi_accuracy(name):
+    """IOI: the indirect object is the top prediction, at least 70% of the gap from chance to perfect."""
+    card = _card(name)
+    for task in ("ioi", "ioi_io_vs_s"):
+        acc, chance = card["task_accuracy"][task], card["chance"][task]
+        assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
+
+
+OVER_TIME = pytest.mark.xfail(strict=True, reason="420-437 s with the induction warm-up (one thread each for the rotary members, "
+                                                  "trained side by side; two threads for toy-gpt2), over the 5-minute target")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=OVER_TIME if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES])
 def test_card_training_time(name):
     """Each zoo model trains in about 5 minutes on the CPU (the card records the seconds)."""
     assert 0 < _card(name)["train_seconds"] < 360
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in HAS_INDUCTION else NO_INDUCTION_YET) for n in ZOO_NAMES if n in _SHIPPED]
-                         + [pytest.param(n, marks=NOT_SHIPPED) for n in ZOO_NAMES if n not in _SHIPPED])
-def test_card_induction_accuracy(name):
-    """In-context copying of a repeated random sequence: at least 70% of the gap from chance to perfect."""
-    card = _card(name)
-    acc, chance = card["task_accuracy"]["induction"], card["chance"]["induction"]
-    assert acc >= chance + 0.7 * (1 - chance), (name, acc, chance)
+@pytest.mark.parametrize("name", ZOO)
+def test_previous_token_head_then_induction_head(name, bridges):
+    """Every member has a layer-0 previous-token head and a layer-1 induction head (TransformerLens patterns)."""
+    b = bridges(name)
+    ids, periods = E.induction_batch(C.zoo_vocab(), n=24)
+    _, cache = b.run_with_cache(ids)
+    scores = E.head_scores([cache[f"blocks.{l}.attn.hook_pattern"] for l in range(b.cfg.n_layers)], periods)
+    pl, _, ps = E.top_head(scores["prev_token"])
+    il, _, iscore = E.top_head(scores["induction"])
+    assert ps > 0.8 and iscore > 0.8 and il > pl, scores
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -135,9 +152,9 @@ def test_card_accuracy_reproduced(name):
 
     model = AutoModelForCausalLM.from_pretrained(EMBEDDED / name)
     assert sum(p.numel() for p in model.parameters()) == _card(name)["n_params"]
-    acc = E.evaluate_tasks(model, C.zoo_vocab(), n=40, seed=E.EVAL_SEED + 7)
+    acc = E.evaluate_tasks(model, C.zoo_vocab())  # the card's own held-out prompts (EVAL_SEED, 200 per task)
     for task, expected in _card(name)["task_accuracy"].items():
-        assert abs(acc[task] - expected) <= 0.15, (name, task, acc[task], expected)
+        assert abs(acc[task] - expected) <= 0.01, (name, task, acc[task], expected)
 
 
 def test_toy_gpt2_previous_token_then_induction_head(bridges):

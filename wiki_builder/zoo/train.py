@@ -104,11 +104,11 @@ SPECS: dict[str, ModelSpec] = {
                           extra="absolute position table (set to a sinusoid and frozen in training), tied "
                                 "embeddings, GELU MLP, LayerNorm"),
     "toy-neox": ModelSpec("toy-neox", "GPTNeoXForCausalLM", _neox, d_model=64, d_mlp=256, lr=3e-3,
-                          batch_short=64, short_mixture=IOI_HEAVY, **{**INDUCTION, "induction_steps": 1400, "steps": 2500},
+                          batch_short=64, short_mixture=IOI_HEAVY, steps=2500, induction_steps=600, embed_std=0.125,
                           extra="rotary positions on 25% of each head's dims, parallel residual "
                                 "(use_parallel_residual=True), untied unembedding"),
     "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, d_model=64, n_kv_heads=2, d_mlp=172,
-                           lr=3e-3, batch_short=64, short_mixture=IOI_HEAVY, **{**INDUCTION, "induction_steps": 1400, "steps": 2500},
+                           lr=3e-3, batch_short=64, short_mixture=IOI_HEAVY, steps=2500, induction_steps=600, embed_std=0.125,
                            extra="rotary positions, grouped-query attention (4 query heads share "
                                  "2 key/value heads), SwiGLU MLP, RMSNorm, untied unembedding"),
 }
