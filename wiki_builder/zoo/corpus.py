@@ -16,6 +16,11 @@ Components
 * :func:`random_repeat_doc`  -- ``<bos> + X + X`` with ``X`` uniformly random
   tokens from the whole vocabulary, ``|X|`` in 8..60: exactly the shape of the
   induction-score probe.
+* :func:`random_repeat_anywhere_doc` -- the same with a random prefix and gap, up
+  to 128 tokens; :func:`short_repeat_doc` -- the same within 16 tokens, |X| 2..6:
+  the induction warm-up (the circuit forms far sooner in short contexts).
+  :func:`repeat_loss_mask` marks the tokens that copying predicts, for training
+  with the loss on those only.
 * :func:`ioi_doc`            -- indirect-object identification sentences
   ("When Mary and John went to the store , John gave a drink to Mary"), all
   ``IOI_TEMPLATES``, ABBA and BABA orders.
