@@ -180,9 +180,9 @@ def periodic_doc(rng: random.Random, pool: list[str] | None = None,
     ``<bos> + X + X + X + ...`` cut to a length uniform in ``min_len..max_len``;
     tokens uniform over ``pool`` (default: the whole vocabulary).  Every
     earlier copy of the current token is followed by the right answer, so even
-    diffuse attention gets a strong induction signal: this is what lets the
-    previous-token + induction circuit form within a CPU-sized budget.  The
-    period varies per document, so no fixed-offset head solves it.
+    diffuse attention gets a strong copying signal.  The period varies per
+    document, but short periods can still be served by fixed-offset heads; the
+    induction circuit itself comes from :func:`short_repeat_doc`.
     """
     pool = pool if pool is not None else random_pool()
     t = rng.randint(min_t, max_t)
@@ -191,30 +191,6 @@ def periodic_doc(rng: random.Random, pool: list[str] | None = None,
     body = [x[i % t] for i in range(n)]
     return Doc([BOS] + body, "periodic",
                meta={"period": t, "repeats": [{"src": 1, "dst": 1 + t, "length": n - t}]})
-
-
-def echo_doc(rng: random.Random, pool: list[str] | None = None, p_echo: float = 0.3,
-             min_len: int = 16, max_len: int = MAX_LEN) -> Doc:
-    """Random tokens in which a token is often echoed after one other token ("a b a").
-
-    Each token from the third on is, with probability ``p_echo``, a copy of the
-    token two places back; otherwise it is uniform over ``pool`` (default: the
-    whole vocabulary).  Predicting the echo needs exactly a previous-token
-    head (at ``b``, look one back and copy), so this component makes
-    previous-token heads form early, which induction heads then build on.
-    ``meta["echoes"]`` lists the positions (in ``words``) holding an echo.
-    """
-    pool = pool if pool is not None else random_pool()
-    n = rng.randint(min_len, max_len) - 1
-    body: list[str] = []
-    echoes: list[int] = []
-    for i in range(n):
-        if i >= 2 and rng.random() < p_echo:
-            body.append(body[i - 2])
-            echoes.append(1 + i)
-        else:
-            body.append(rng.choice(pool))
-    return Doc([BOS] + body, "echo", meta={"echoes": echoes})
 
 
 def ioi_doc(rng: random.Random, template: int | None = None, order: str | None = None) -> Doc:
@@ -287,6 +263,18 @@ def sequence_doc(rng: random.Random, name: str | None = None,
 # Mixture and batching
 # --------------------------------------------------------------------------- #
 
+def short_repeat_doc(rng: random.Random) -> Doc:
+    """``<bos> + P + X + G + X`` within 16 tokens, ``|X|`` in 2..6, random prefix and gap.
+
+    The induction warm-up: in contexts this short the previous-token + induction circuit
+    forms within a few hundred steps (the time to form grows about quadratically with the
+    context length), and the random prefix and gap leave no positional shortcut.
+    """
+    doc = random_repeat_doc(rng, min_t=2, max_t=6, prefix=None, gap=None, max_len=16)
+    doc.kind = "short_repeat"
+    return doc
+
+
 def random_repeat_anywhere_doc(rng: random.Random) -> Doc:
     """:func:`random_repeat_doc` with a random prefix and gap (|X| in 8..60, up to 128 tokens)."""
     doc = random_repeat_doc(rng, prefix=None, gap=None)
@@ -299,8 +287,7 @@ GENERATORS: dict[str, Callable[[random.Random], Doc]] = {
     "random_repeat": random_repeat_doc,
     "random_repeat_anywhere": random_repeat_anywhere_doc,
     "periodic": periodic_doc,
-    "echo": echo_doc,
-    "short_repeat": lambda rng: short_repeat_doc(rng),
+    "short_repeat": short_repeat_doc,
     "ioi": ioi_doc,
     "greater_than": greater_than_doc,
     "sequence": sequence_doc,
@@ -338,37 +325,30 @@ def pad_batch(docs: list[Doc], stoi: dict[str, int]):
     return ids, mask
 
 
-def short_repeat_doc(rng: random.Random) -> Doc:
-    """``<bos> + P + X + G + X`` within 16 tokens, ``|X|`` in 2..6, random prefix and gap.
-
-    The induction warm-up: in contexts this short the previous-token + induction circuit
-    forms within a few hundred steps (the time to form grows about quadratically with the
-    context length), and the random prefix and gap leave no positional shortcut.
-    """
-    doc = random_repeat_doc(rng, min_t=2, max_t=6, prefix=None, gap=None, max_len=16)
-    doc.kind = "short_repeat"
-    return doc
-
-
 def repeat_loss_mask(docs: list[Doc], width: int):
-    """1 where a token is predictable by copying (the 2nd.. token of each repeated span, and echoes), else 0."""
+    """1 where a token is predictable by copying (the 2nd.. token of each repeated span), else 0."""
     import torch
 
     mask = torch.zeros(len(docs), width, dtype=torch.long)
     for i, d in enumerate(docs):
         for r in d.meta.get("repeats", []):
             mask[i, r["dst"] + 1:r["dst"] + r["length"]] = 1
-        for e in d.meta.get("echoes", []):
-            mask[i, e] = 1
     return mask
 
 
 def make_batch(rng: random.Random, stoi: dict[str, int], n_long: int, n_short: int,
-               short_mixture: dict[str, float] | None = None, long_mixture: dict[str, float] | None = None):
-    """One training batch as two padded sub-batches: induction (long) and tasks (short)."""
+               short_mixture: dict[str, float] | None = None, long_mixture: dict[str, float] | None = None,
+               mask_repeats: bool = False):
+    """One training batch as two padded sub-batches: induction (long) and tasks (short).
+
+    With ``mask_repeats`` the induction half's loss mask is :func:`repeat_loss_mask`.
+    """
     long_docs = [sample_doc(rng, long_mixture or LONG_MIXTURE) for _ in range(n_long)]
     short_docs = [sample_doc(rng, short_mixture or SHORT_MIXTURE) for _ in range(n_short)]
-    return pad_batch(long_docs, stoi), pad_batch(short_docs, stoi)
+    ids, mask = pad_batch(long_docs, stoi)
+    if mask_repeats:
+        mask = repeat_loss_mask(long_docs, ids.shape[1])
+    return (ids, mask), pad_batch(short_docs, stoi)
 
 
 def mixture_token_fractions(n_docs: int = 4000, seed: int = 0, n_long: int = 1, n_short: int = 1,

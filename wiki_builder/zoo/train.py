@@ -182,11 +182,8 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
             la, na = _loss(model, a, C.repeat_loss_mask(docs, a.shape[1]))
             loss = la / na
         else:
-            long_docs = [C.sample_doc(rng, spec.long_mixture or C.LONG_MIXTURE) for _ in range(spec.batch_long)]
-            short_docs = [C.sample_doc(rng, spec.short_mixture or C.SHORT_MIXTURE) for _ in range(spec.batch_short)]
-            (a, am), (b, bm) = C.pad_batch(long_docs, stoi), C.pad_batch(short_docs, stoi)
-            if spec.mask_repeats:
-                am = C.repeat_loss_mask(long_docs, a.shape[1])
+            (a, am), (b, bm) = C.make_batch(rng, stoi, spec.batch_long, spec.batch_short, spec.short_mixture,
+                                            spec.long_mixture, spec.mask_repeats)
             la, na = _loss(model, a, am)
             lb, nb = _loss(model, b, bm)
             loss = (la + lb) / (na + nb)
@@ -232,7 +229,7 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
                      "loss_on_copied_tokens_only": spec.mask_repeats, "embed_std": spec.embed_std or None,
                      "frozen_sinusoidal_positions": spec.sinusoidal_positions or None,
                      "torch_threads": torch.get_num_threads()},
-        "command": command or f"python -m wiki_builder.zoo.train --model {name} --seed {seed} --steps {steps}",
+        "command": command or command_line(name, seed, steps, spec.induction_steps),
     }
     card["description"] = _description(spec, card)
 
@@ -334,6 +331,18 @@ L{heads['top_induction']['layer']}H{heads['top_induction']['head']} (score {head
 """
 
 
+def command_line(name: str, seed: int, steps: int, warmup_steps: int, out: Path | None = None, eval_n: int = 200) -> str:
+    """The command that reproduces a training run, as the model card shows it."""
+    cmd = f"python -m wiki_builder.zoo.train --model {name} --seed {seed} --steps {steps}"
+    if warmup_steps:
+        cmd += f" --warmup-steps {warmup_steps}"
+    if out:
+        cmd += f" --out {out}"
+    if eval_n != 200:
+        cmd += f" --eval-n {eval_n}"
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m wiki_builder.zoo.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,13 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         steps = args.steps if args.steps is not None else SPECS[name].steps
         warm = args.warmup_steps if args.warmup_steps is not None else SPECS[name].induction_steps
-        cmd = f"python -m wiki_builder.zoo.train --model {name} --seed {args.seed} --steps {steps}"
-        if warm:
-            cmd += f" --warmup-steps {warm}"
-        if args.out:
-            cmd += f" --out {args.out}"
-        if args.eval_n != 200:
-            cmd += f" --eval-n {args.eval_n}"
+        cmd = command_line(name, args.seed, steps, warm, args.out, args.eval_n)
         train(name, args.out, steps, args.seed, args.eval_n, command=cmd, warmup_steps=warm)
 
 
