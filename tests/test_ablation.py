@@ -192,9 +192,36 @@ def test_engine_falls_back_when_the_replay_check_fails(random_bridges, monkeypat
     monkeypatch.setattr(A.ExactEngine, "verify", lambda self: 1.0)
     score = score_task(bridge, task, ["mean", "resample"], force=True)
     assert "naive" in score.setup["engine"]["engine"]
+
+    def broken(self):
+        raise RuntimeError("shapes do not match")
+
+    monkeypatch.setattr(A.ExactEngine, "verify", broken)
+    raised = score_task(bridge, task, ["mean", "resample"], force=True)
+    assert "naive" in raised.setup["engine"]["engine"] and "shapes do not match" in raised.setup["engine"]["engine"]
     monkeypatch.undo()
     again = score_task(bridge, task, ["mean", "resample"], force=True)
     np.testing.assert_allclose(score.outputs["sequence_mean_ablation"].values, again.outputs["sequence_mean_ablation"].values, atol=TOL)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_replay_check_catches_a_broken_engine(random_bridges, monkeypatch, arch):
+    """verify() compares with the model's own patched forward pass: an engine that drops the ablation, or
+    that feeds the wrong rows' block arguments to a batch of several ablations, must fail it."""
+    bridge = random_bridges[arch]
+    runs = A.prepare(bridge, for_bridge("ioi", bridge, n=4, seed=0))
+    assert A.ExactEngine(bridge, runs).verify() < TOL
+    with monkeypatch.context() as m:  # the ablation's change of the attention output is lost
+        m.setattr(A.ExactEngine, "_attn_delta", lambda self, layer, jobs, repl: torch.zeros(len(jobs) * self.N, self.S, int(bridge.cfg.d_model)))
+        assert A.ExactEngine(bridge, runs).verify() > 1e-3
+    with monkeypatch.context() as m:  # in a batch of several ablations, rows get another prompt's residual
+        orig = A.ExactEngine._block
+
+        def shuffled(self, layer, x, attn_delta=None):
+            return orig(self, layer, x.roll(1, 0) if x.shape[0] > self.N else x, attn_delta)
+
+        m.setattr(A.ExactEngine, "_block", shuffled)
+        assert A.ExactEngine(bridge, runs).verify() > 1e-3
 
 
 def test_runner_stores_task_families(constructed_bridge):

@@ -34,10 +34,10 @@ the same numbers faster:
 5. **Compute only what is scored**: the last block's MLP runs only at the scored positions
    (nothing after it reads the others), and the final norm and unembedding likewise.
 
-Before use, the engine replays the clean prompts from layer 0 (batch doubled, to check the
-argument expansion too) and compares with the model's own logits, and checks one ablation in the
-first and one in the last layer against a full forward pass with the ``hook_z`` patch; if
-anything differs by more than ``VERIFY_TOL`` (float32) it falls back to the naive loop and says so.
+Before use, the engine checks three ablations (two in the first layer, sharing a batch, so the
+argument expansion is exercised; one in the last layer) prompt by prompt against the model's own
+forward pass with the ``hook_z`` patch; if the metric or KL differs by more than ``VERIFY_TOL``
+(float32) it falls back to the naive loop and says so.
 """
 
 from __future__ import annotations
@@ -121,6 +121,17 @@ def _names(n_layers: int) -> list[str]:
     return names + ["ln_final.hook_scale", f"blocks.{n_layers - 1}.hook_resid_post"]
 
 
+def _first_rows(obj: Any, n: int, total: int) -> Any:
+    """``obj`` with every tensor whose leading dimension is the batch (``total`` rows) cut to its first ``n`` rows."""
+    if isinstance(obj, torch.Tensor):
+        return obj[:n] if obj.dim() >= 1 and obj.shape[0] == total else obj
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_first_rows(o, n, total) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _first_rows(v, n, total) for k, v in obj.items()}
+    return obj
+
+
 def kl_div(clean_logp: torch.Tensor, logits: torch.Tensor, clean_p: torch.Tensor | None = None) -> torch.Tensor:
     """mean over positions of KL(p_clean || p), per prompt: [..., N, P, V] -> [..., N]."""
     logp = logits.float().log_softmax(-1)
@@ -160,25 +171,40 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
 
         return attn_hook
 
+    N = task.n
+    # clean and corrupted prompts in one batch where they have the same length (one forward pass, not two)
+    together = tuple(task.corrupted.shape) == tuple(task.clean.shape)
+    tokens = torch.cat([task.clean, task.corrupted]) if together else task.clean
     handles = [bridge.blocks[l].register_forward_pre_hook(make_pre_hook(l), with_kwargs=True) for l in range(n_layers)]
     handles += [bridge.blocks[l].attn.register_forward_hook(make_attn_hook(l)) for l in range(n_layers)]
     try:
         with torch.no_grad():
-            logits, cache = bridge.run_with_cache(task.clean, names_filter=_names(n_layers))
+            logits, cache = bridge.run_with_cache(tokens, names_filter=_names(n_layers))
     finally:
         for h in handles:
             h.remove()
     if len(captured) != n_layers or len(attn_out) != n_layers:
         raise RuntimeError(f"Captured the inputs of {len(captured)} and the attention outputs of {len(attn_out)} of {n_layers} blocks.")
     pos = task.positions
-    clean_logits = logits[:, pos].float()
+    z_names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+    if together:
+        from transformer_lens.ActivationCache import ActivationCache
+
+        full = cache.cache_dict
+        cache = ActivationCache({k: v[:N] for k, v in full.items()}, bridge)
+        z_corrupted = [full[name][N:] for name in z_names]
+        clean_logits, corrupted_logits = logits[:N, pos].float(), logits[N:, pos].float()
+        captured = {l: _first_rows(c, N, 2 * N) for l, c in captured.items()}
+        attn_out = {l: _first_rows(o, N, 2 * N) for l, o in attn_out.items()}
+    else:
+        clean_logits = logits[:, pos].float()
+        with torch.no_grad():
+            corr_logits, corr_cache = bridge.run_with_cache(task.corrupted, names_filter=z_names)
+        corrupted_logits = corr_logits[:, pos].float()
+        z_corrupted = [corr_cache[name] for name in z_names]
+        del corr_logits
     del logits
-    with torch.no_grad():
-        corr_logits, corr_cache = bridge.run_with_cache(task.corrupted, names_filter=[f"blocks.{l}.attn.hook_z" for l in range(n_layers)])
-    corrupted_logits = corr_logits[:, pos].float()
-    del corr_logits
-    runs = TaskRuns(task=task, clean_logits=clean_logits, corrupted_logits=corrupted_logits, cache=cache,
-                    z_corrupted=[corr_cache[f"blocks.{l}.attn.hook_z"] for l in range(n_layers)],
+    runs = TaskRuns(task=task, clean_logits=clean_logits, corrupted_logits=corrupted_logits, cache=cache, z_corrupted=z_corrupted,
                     block_inputs=[captured[l] for l in range(n_layers)], attn_outputs=[attn_out[l] for l in range(n_layers)])
     with torch.no_grad():
         runs.clean_metric = float(task.metric(clean_logits).mean())
@@ -331,21 +357,18 @@ class ExactEngine:
     def verify(self) -> float:
         """Check the replay against the model itself: the largest absolute difference found.
 
-        The clean prompts replayed from layer 0 (two copies, to check the argument expansion) must
-        give the model's logits, and one ablation in the first and one in the last layer must give
-        what a full forward pass with the ``hook_z`` patch gives (metric and KL).
+        Three ablations (the first layer's first head, mean; its last head, resample, in the same
+        rows of the batch, so the expanded block arguments are used; the last layer's last head,
+        resample) must give, prompt by prompt, the metric and KL that the model's own forward pass
+        with the ``hook_z`` patch gives (:func:`patched_logits`, all three in one batch).
         """
+        last_l, last_h = self.n_layers - 1, self.n_heads - 1
+        jobs = [Job(0, 0, "mean"), Job(0, last_h, "resample"), Job(last_l, last_h, "resample")]
         with torch.no_grad():
-            x = self.resid_pre[0].repeat(2, 1, 1)
-            for l in range(self.n_layers):
-                x = self._block(l, x)
-            got = self._readout(x, lambda lg: {"logits": lg})["logits"]  # [2, N, P, V]
-            diff = float((got - self.runs.clean_logits[None]).abs().max())
-            jobs = [Job(0, 0, "mean"), Job(self.n_layers - 1, self.n_heads - 1, "mean")]
-            out = self.run_jobs(jobs)
-            for i, j in enumerate(jobs):
-                metric, kl = ablate_heads(self.bridge, self.runs, [(j.layer, j.head)], j.kind)
-                diff = max(diff, abs(float(out["metric"][i].mean()) - metric), abs(float(out["kl"][i].mean()) - kl))
+            got = self.run_jobs(jobs)
+            ref = patched_logits(self.bridge, self.runs, [[(j.layer, j.head, j.kind)] for j in jobs])
+            ref = self._reduce(ref.view(len(jobs), self.N, self.P, -1))
+        diff = max(float((got[k] - ref[k]).abs().max()) for k in ("metric", "kl"))
         self.verified = diff
         return diff
 
@@ -470,26 +493,41 @@ def naive_sweep(bridge: Any, runs: TaskRuns, kinds: tuple[str, ...] | list[str],
     return result
 
 
-def ablate_heads(bridge: Any, runs: TaskRuns, heads: list[tuple[int, int]], kind: str = "mean") -> tuple[float, float]:
-    """Ablate several heads at once (one forward pass); returns (mean metric, mean KL to clean)."""
-    task = runs.task
-    by_layer: dict[int, list[int]] = {}
-    for l, h in heads:
-        by_layer.setdefault(l, []).append(h)
+def patched_logits(bridge: Any, runs: TaskRuns, groups: list[list[tuple[int, int, str]]]) -> torch.Tensor:
+    """One forward pass of the model on the clean prompts, once per group, with the group's heads ablated.
 
-    def make_hook(layer: int, hs: list[int]) -> Callable:
-        repl = runs.replacement(kind, layer)
+    ``groups[g]`` lists ``(layer, head, kind)``; copy ``g`` of the prompts (rows ``g*N .. g*N+N-1``)
+    gets its ``hook_z`` slices replaced. Returns the logits at the scored positions, float32,
+    ``[len(groups) * N, P, V]``.
+    """
+    task = runs.task
+    N = task.n
+    by_layer: dict[int, list[tuple[int, int, str]]] = {}
+    for g, group in enumerate(groups):
+        for layer, head, kind in group:
+            by_layer.setdefault(layer, []).append((g, head, kind))
+
+    def make_hook(layer: int, items: list[tuple[int, int, str]]) -> Callable:
+        repl = {kind: runs.replacement(kind, layer) for _, _, kind in items}
 
         def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
-            z[:, :, hs] = repl[:, :, hs].to(z.dtype).expand(z.shape[0], -1, -1, -1)
+            for g, head, kind in items:
+                z[g * N:(g + 1) * N, :, head] = repl[kind][:, :, head].to(z.dtype).expand(N, -1, -1)
             return z
 
         return hook
 
+    tokens = task.clean.repeat(len(groups), 1) if len(groups) > 1 else task.clean
     with torch.no_grad():
-        logits = bridge.run_with_hooks(task.clean, fwd_hooks=[(f"blocks.{l}.attn.hook_z", make_hook(l, hs)) for l, hs in by_layer.items()])
-        logits = logits[:, task.positions].float()
-        return float(task.metric(logits).mean()), float(kl_div(runs.clean_logits.log_softmax(-1), logits).mean())
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{l}.attn.hook_z", make_hook(l, items)) for l, items in by_layer.items()])
+    return logits[:, task.positions].float()
+
+
+def ablate_heads(bridge: Any, runs: TaskRuns, heads: list[tuple[int, int]], kind: str = "mean") -> tuple[float, float]:
+    """Ablate several heads at once (one forward pass); returns (mean metric, mean KL to clean)."""
+    logits = patched_logits(bridge, runs, [[(l, h, kind) for l, h in heads]])
+    with torch.no_grad():
+        return float(runs.task.metric(logits).mean()), float(kl_div(runs.clean_logits.log_softmax(-1), logits).mean())
 
 
 # -- attribution patching -------------------------------------------------------------------

@@ -18,6 +18,7 @@ then computed for a sample of heads only, to report the correlation).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -117,7 +118,10 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
     if not ok and not force:
         return TaskScore({oid: not_applicable(shape, reason, setup) for oid in ids}, setup, runs=runs)
     engine = A.ExactEngine(bridge, runs, budget_bytes=budget_bytes)
-    check = engine.verify()
+    try:
+        check, failure = engine.verify(), ""
+    except Exception as exc:  # noqa: BLE001 - any failure of the replay means: use the reference loop
+        check, failure = math.inf, f" ({type(exc).__name__}: {exc})"
     use_engine = check <= engine.tolerance
     gap, kl_corr = runs.gap, runs.kl_corrupted
     estimates, est_seconds = A.attribution_estimates(bridge, runs, kinds)
@@ -129,7 +133,7 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
         heads = [(l, h) for l in range(n_layers) for h in sorted(rng.sample(range(n_heads), min(SAMPLE_PER_LAYER, n_heads)))]
     sweep = engine.sweep(kinds, heads) if use_engine else A.naive_sweep(bridge, runs, kinds, heads)
     if not use_engine:
-        sweep.info["engine"] = f"naive TransformerLens loop (the engine's replay check differed by {check:.2e} > {engine.tolerance})"
+        sweep.info["engine"] = f"naive TransformerLens loop (the engine's replay check differed by {check:.2e} > {engine.tolerance}{failure})"
     exact_fraction = {k: (runs.clean_metric - sweep.metric[k]) / gap for k in kinds}
     setup["engine"] = sweep.info
     setup["attribution_vs_exact_pearson"] = {k: _r(A.pearson(est_fraction[k], exact_fraction[k]), 4) for k in kinds}
