@@ -70,6 +70,7 @@ def compare(bridge, task, kinds=KINDS, budget=None):
     engine = A.ExactEngine(bridge, runs, budget_bytes=budget)
     assert engine.verify() < TOL
     exact = engine.sweep(kinds)
+    assert engine.verified < TOL and exact.info["replay_check_max_abs_diff"] == engine.verified  # the sweep's own check
     naive = A.naive_sweep(bridge, runs, kinds)
     for k in kinds:
         assert np.isfinite(exact.metric[k]).all() and np.isfinite(exact.kl[k]).all()
@@ -189,14 +190,14 @@ def test_family_outputs_and_options(random_bridges):
 def test_engine_falls_back_when_the_replay_check_fails(random_bridges, monkeypatch):
     bridge = random_bridges["gpt2"]
     task = for_bridge("sequence", bridge, n=3, seed=0)
-    monkeypatch.setattr(A.ExactEngine, "verify", lambda self: 1.0)
+    monkeypatch.setattr(A.ExactEngine, "_check", lambda self, got: setattr(self, "verified", 1.0) or 1.0)
     score = score_task(bridge, task, ["mean", "resample"], force=True)
     assert "naive" in score.setup["engine"]["engine"]
 
-    def broken(self):
+    def broken(self, got):
         raise RuntimeError("shapes do not match")
 
-    monkeypatch.setattr(A.ExactEngine, "verify", broken)
+    monkeypatch.setattr(A.ExactEngine, "_check", broken)
     raised = score_task(bridge, task, ["mean", "resample"], force=True)
     assert "naive" in raised.setup["engine"]["engine"] and "shapes do not match" in raised.setup["engine"]["engine"]
     monkeypatch.undo()
@@ -211,6 +212,10 @@ def test_replay_check_catches_a_broken_engine(random_bridges, monkeypatch, arch)
     bridge = random_bridges[arch]
     runs = A.prepare(bridge, for_bridge("ioi", bridge, n=4, seed=0))
     assert A.ExactEngine(bridge, runs).verify() < TOL
+    # prepare patches the check copies inside its own batched forward pass; a separate hooked pass gives the same
+    separate = A.patched_logits(bridge, runs, [[c] for c in A.check_ablations(int(bridge.cfg.n_layers), int(bridge.cfg.n_heads))])
+    assert runs.check_logits.shape == separate.shape and (runs.check_logits - separate).abs().max() < TOL
+    assert (runs.check_logits - runs.clean_logits.repeat(3, 1, 1)).abs().max() > 1e-3  # and they are ablated
     with monkeypatch.context() as m:  # the ablation's change of the attention output is lost
         m.setattr(A.ExactEngine, "_attn_delta", lambda self, layer, jobs, repl: torch.zeros(len(jobs) * self.N, self.S, int(bridge.cfg.d_model)))
         assert A.ExactEngine(bridge, runs).verify() > 1e-3

@@ -33,6 +33,8 @@ the same numbers faster:
    memory (``torch.cuda.mem_get_info`` on CUDA, a fixed budget on the CPU).
 5. **Compute only what is scored**: the last block's MLP runs only at the scored positions
    (nothing after it reads the others), and the final norm and unembedding likewise.
+6. **Fused GELU**: transformers' Python tanh-GELU (GPT-2's ``gelu_new``, five elementwise
+   passes) runs as ``F.gelu(approximate="tanh")``, the same function in one kernel.
 
 Before use, the engine checks three ablations (two in the first layer, sharing a batch, so the
 argument expansion is exercised; one in the last layer) prompt by prompt against the model's own
@@ -59,9 +61,20 @@ HALF_VERIFY_TOL = 0.1
 CPU_BUDGET_BYTES = 256 << 20  # memory one batch may use on the CPU unless told otherwise
 CPU_TOKEN_ROWS = 1024  # on the CPU a batch of about this many token rows is fastest (it stays in cache); measured
 CUDA_FRACTION = 0.5  # of the free CUDA memory
+# transformers' tanh-approximation GELUs written as five elementwise passes in Python (GPT-2's "gelu_new"); the engine
+# runs them as F.gelu(approximate="tanh"), the same function in one fused kernel (transformers' own GELUTanh says
+# so: "equivalent to NewGELU and FastGELU but much faster", equal up to float rounding). About a fifth of a GPT-2
+# block's time on the CPU.
+TANH_GELUS = ("NewGELUActivation", "FastGELUActivation")
 
 
 # -- the clean and corrupted runs -----------------------------------------------------------
+
+def check_ablations(n_layers: int, n_heads: int) -> list[tuple[int, int, str]]:
+    """The ablations the engine is checked on: two in the first layer (they share the engine's batch rows,
+    so its expansion of the block arguments is exercised) and one in the last."""
+    return [(0, 0, "mean"), (0, n_heads - 1, "resample"), (n_layers - 1, n_heads - 1, "resample")]
+
 
 @dataclass
 class TaskRuns:
@@ -74,6 +87,7 @@ class TaskRuns:
     z_corrupted: list[torch.Tensor]  # per layer [N, S, H, d_head]
     block_inputs: list[tuple[tuple, dict, bool]]  # per layer: (args after the hidden state, kwargs, hidden state passed by keyword)
     attn_outputs: list[Any]  # per layer: what the attention module returned on the clean prompts (tensor or tuple)
+    check_logits: torch.Tensor | None = None  # [len(check) * N, P, V]: the model's own forward with each CHECK ablation
     clean_metric: float = 0.0
     corrupted_metric: float = 0.0
     kl_corrupted: float = 0.0
@@ -119,6 +133,31 @@ def _strip(obj: Any) -> Any:
 def _names(n_layers: int) -> list[str]:
     names = [f"blocks.{l}.hook_resid_pre" for l in range(n_layers)] + [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
     return names + ["ln_final.hook_scale", f"blocks.{n_layers - 1}.hook_resid_post"]
+
+
+def _check_patches(check: list[tuple[int, int, str]], N: int) -> list[tuple[str, Callable]]:
+    """``hook_z`` hooks for prepare's batch [clean, corrupted, one clean copy per check ablation]: copy ``g``
+    gets head ``h``'s z replaced from the corrupted rows of the same pass (as ``TaskRuns.replacement``)."""
+    by_layer: dict[int, list[tuple[int, int, str]]] = {}
+    for g, (layer, head, kind) in enumerate(check):
+        by_layer.setdefault(layer, []).append((g, head, kind))
+
+    def make_hook(items: list[tuple[int, int, str]]) -> Callable:
+        def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
+            corrupted = z[N:2 * N]
+            for g, head, kind in items:
+                rows = slice((2 + g) * N, (3 + g) * N)
+                if kind == "mean":
+                    z[rows, :, head] = corrupted[:, :, head].float().mean(0, keepdim=True).to(z.dtype).expand(N, -1, -1)
+                elif kind == "resample":
+                    z[rows, :, head] = corrupted[:, :, head]
+                else:
+                    z[rows, :, head] = 0
+            return z
+
+        return hook
+
+    return [(f"blocks.{l}.attn.hook_z", make_hook(items)) for l, items in by_layer.items()]
 
 
 def _first_rows(obj: Any, n: int, total: int) -> Any:
@@ -172,13 +211,16 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
         return attn_hook
 
     N = task.n
-    # clean and corrupted prompts in one batch where they have the same length (one forward pass, not two)
+    check = check_ablations(n_layers, int(bridge.cfg.n_heads))
+    # one forward pass where the clean and corrupted prompts have the same length: the clean prompts, the
+    # corrupted ones, and one copy of the clean prompts per check ablation (its z patched from the corrupted rows)
     together = tuple(task.corrupted.shape) == tuple(task.clean.shape)
-    tokens = torch.cat([task.clean, task.corrupted]) if together else task.clean
+    tokens = torch.cat([task.clean, task.corrupted] + [task.clean] * len(check)) if together else task.clean
     handles = [bridge.blocks[l].register_forward_pre_hook(make_pre_hook(l), with_kwargs=True) for l in range(n_layers)]
     handles += [bridge.blocks[l].attn.register_forward_hook(make_attn_hook(l)) for l in range(n_layers)]
+    patches = _check_patches(check, N) if together else []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), bridge.hooks(fwd_hooks=patches):
             logits, cache = bridge.run_with_cache(tokens, names_filter=_names(n_layers))
     finally:
         for h in handles:
@@ -192,10 +234,12 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
 
         full = cache.cache_dict
         cache = ActivationCache({k: v[:N] for k, v in full.items()}, bridge)
-        z_corrupted = [full[name][N:] for name in z_names]
-        clean_logits, corrupted_logits = logits[:N, pos].float(), logits[N:, pos].float()
-        captured = {l: _first_rows(c, N, 2 * N) for l, c in captured.items()}
-        attn_out = {l: _first_rows(o, N, 2 * N) for l, o in attn_out.items()}
+        z_corrupted = [full[name][N:2 * N] for name in z_names]
+        clean_logits, corrupted_logits = logits[:N, pos].float(), logits[N:2 * N, pos].float()
+        check_logits = logits[2 * N:, pos].float()
+        total = int(tokens.shape[0])
+        captured = {l: _first_rows(c, N, total) for l, c in captured.items()}
+        attn_out = {l: _first_rows(o, N, total) for l, o in attn_out.items()}
     else:
         clean_logits = logits[:, pos].float()
         with torch.no_grad():
@@ -203,9 +247,11 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
         corrupted_logits = corr_logits[:, pos].float()
         z_corrupted = [corr_cache[name] for name in z_names]
         del corr_logits
+        check_logits = None
     del logits
     runs = TaskRuns(task=task, clean_logits=clean_logits, corrupted_logits=corrupted_logits, cache=cache, z_corrupted=z_corrupted,
                     block_inputs=[captured[l] for l in range(n_layers)], attn_outputs=[attn_out[l] for l in range(n_layers)])
+    runs.check_logits = check_logits if together else patched_logits(bridge, runs, [[c] for c in check])
     with torch.no_grad():
         runs.clean_metric = float(task.metric(clean_logits).mean())
         runs.corrupted_metric = float(task.metric(corrupted_logits).mean())
@@ -274,6 +320,8 @@ class ExactEngine:
         # the readout holds about 8 floats per logit (logits, log-softmax, the KL's terms, the metric's)
         self.copies_per_readout = int(max(1, min(fits, self.budget // (8 * 4 * self.N * self.P * self.d_vocab))))
         self.verified: float | None = None
+        self.check_jobs = [Job(l, h, k) for l, h, k in check_ablations(self.n_layers, self.n_heads)]
+        self.tanh_gelus = [m for m in bridge.blocks.modules() if type(m).__name__ in TANH_GELUS]
         dtype = self.resid_pre[0].dtype
         self.tolerance = VERIFY_TOL if dtype in (torch.float32, torch.float64) else HALF_VERIFY_TOL
 
@@ -354,30 +402,26 @@ class ExactEngine:
     def _reduce(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"metric": self.task.metric(logits), "kl": kl_div(self.clean_logp, logits, self.clean_p)}
 
-    def verify(self) -> float:
-        """Check the replay against the model itself: the largest absolute difference found.
+    def _check(self, got: dict[str, torch.Tensor]) -> float:
+        """Largest difference, prompt by prompt, between the engine's metric and KL for the check ablations
+        (``got``: {"metric": [J, N], "kl": [J, N]}) and the model's own patched forward pass (``runs.check_logits``)."""
+        ref = self._reduce(self.runs.check_logits.view(len(self.check_jobs), self.N, self.P, -1))
+        self.verified = max(float((got[k] - ref[k]).abs().max()) for k in ("metric", "kl"))
+        return self.verified
 
-        Three ablations (the first layer's first head, mean; its last head, resample, in the same
-        rows of the batch, so the expanded block arguments are used; the last layer's last head,
-        resample) must give, prompt by prompt, the metric and KL that the model's own forward pass
-        with the ``hook_z`` patch gives (:func:`patched_logits`, all three in one batch).
-        """
-        last_l, last_h = self.n_layers - 1, self.n_heads - 1
-        jobs = [Job(0, 0, "mean"), Job(0, last_h, "resample"), Job(last_l, last_h, "resample")]
+    def verify(self) -> float:
+        """Run the check ablations alone and compare them with the model's own forward pass (see :meth:`_check`)."""
         with torch.no_grad():
-            got = self.run_jobs(jobs)
-            ref = patched_logits(self.bridge, self.runs, [[(j.layer, j.head, j.kind)] for j in jobs])
-            ref = self._reduce(ref.view(len(jobs), self.N, self.P, -1))
-        diff = max(float((got[k] - ref[k]).abs().max()) for k in ("metric", "kl"))
-        self.verified = diff
-        return diff
+            return self._check(self.run_jobs(self.check_jobs))
 
     def run_jobs(self, jobs: list[Job]) -> dict[str, torch.Tensor]:
         """Ablated metric and KL per job and prompt: {"metric": [J, N], "kl": [J, N]} (jobs' order kept)."""
         order = sorted(range(len(jobs)), key=lambda i: (jobs[i].layer, KINDS.index(jobs[i].kind), jobs[i].head))
         results: dict[str, list[torch.Tensor]] = {}
         repl = {(kind, l): self.runs.replacement(kind, l) for kind in {j.kind for j in jobs} for l in {j.layer for j in jobs}}
-        with torch.no_grad():
+        with torch.no_grad(), ExitStack() as stack:
+            for act in self.tanh_gelus:
+                stack.enter_context(_swap_forward(act, _gelu_tanh))
             for b0 in range(0, len(order), self.copies_per_batch):
                 batch = [jobs[i] for i in order[b0:b0 + self.copies_per_batch]]
                 out = self._run_batch(batch, repl)
@@ -405,7 +449,12 @@ class ExactEngine:
         start = time.perf_counter()
         pairs = heads if heads is not None else [(l, h) for l in range(self.n_layers) for h in range(self.n_heads)]
         jobs = [Job(l, h, k) for k in kinds for (l, h) in pairs]
-        out = self.run_jobs(jobs)
+        index = {(j.layer, j.head, j.kind): i for i, j in enumerate(jobs)}
+        extra = [j for j in self.check_jobs if (j.layer, j.head, j.kind) not in index]  # only when heads is a sample
+        out = self.run_jobs(jobs + extra)
+        index.update({(j.layer, j.head, j.kind): len(jobs) + i for i, j in enumerate(extra)})
+        rows = torch.tensor([index[(j.layer, j.head, j.kind)] for j in self.check_jobs])
+        self._check({k: v[rows.to(v.device)] for k, v in out.items()})  # the sweep checks itself: sets self.verified
         result = Sweep()
         for kind in kinds:
             result.metric[kind] = np.full((self.n_layers, self.n_heads), np.nan)
@@ -420,6 +469,10 @@ class ExactEngine:
                        "memory_budget_mb": round(self.budget / 2**20), "replay_check_max_abs_diff": self.verified,
                        "replay_check_tolerance": self.tolerance}
         return result
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.gelu(x, approximate="tanh")
 
 
 @contextmanager

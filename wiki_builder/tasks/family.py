@@ -117,12 +117,6 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
     ok, reason = model_does_task(task, runs)
     if not ok and not force:
         return TaskScore({oid: not_applicable(shape, reason, setup) for oid in ids}, setup, runs=runs)
-    engine = A.ExactEngine(bridge, runs, budget_bytes=budget_bytes)
-    try:
-        check, failure = engine.verify(), ""
-    except Exception as exc:  # noqa: BLE001 - any failure of the replay means: use the reference loop
-        check, failure = math.inf, f" ({type(exc).__name__}: {exc})"
-    use_engine = check <= engine.tolerance
     gap, kl_corr = runs.gap, runs.kl_corrupted
     estimates, est_seconds = A.attribution_estimates(bridge, runs, kinds)
     est_fraction = {k: -v / gap for k, v in estimates.items()}
@@ -131,8 +125,13 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
     else:
         rng = random.Random(seed)
         heads = [(l, h) for l in range(n_layers) for h in sorted(rng.sample(range(n_heads), min(SAMPLE_PER_LAYER, n_heads)))]
-    sweep = engine.sweep(kinds, heads) if use_engine else A.naive_sweep(bridge, runs, kinds, heads)
-    if not use_engine:
+    engine = A.ExactEngine(bridge, runs, budget_bytes=budget_bytes)
+    try:  # the sweep checks three of its ablations against the model's own forward pass (engine.verified)
+        sweep, check, failure = engine.sweep(kinds, heads), engine.verified, ""
+    except Exception as exc:  # noqa: BLE001 - any failure of the replay means: use the reference loop
+        sweep, check, failure = None, math.inf, f" ({type(exc).__name__}: {exc})"
+    if sweep is None or not check <= engine.tolerance:
+        sweep = A.naive_sweep(bridge, runs, kinds, heads)
         sweep.info["engine"] = f"naive TransformerLens loop (the engine's replay check differed by {check:.2e} > {engine.tolerance}{failure})"
     exact_fraction = {k: (runs.clean_metric - sweep.metric[k]) / gap for k in kinds}
     setup["engine"] = sweep.info
