@@ -37,6 +37,7 @@ into padded tensors.  Everything is deterministic given the ``random.Random``.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass, field
@@ -90,6 +91,11 @@ def zoo_vocab() -> list[str]:
     The order is fixed (lexicon order, first occurrence wins), so the token ids
     are stable across runs.
     """
+    return list(_vocab())
+
+
+@functools.lru_cache(maxsize=1)
+def _vocab() -> tuple[str, ...]:
     words: list[str] = list(SPECIALS)
     groups = [
         _template_words(),
@@ -100,12 +106,18 @@ def zoo_vocab() -> list[str]:
     ]
     for g in groups:
         words.extend(g)
-    return list(dict.fromkeys(words))
+    return tuple(dict.fromkeys(words))
 
 
 def random_pool() -> list[str]:
     """Tokens used for uniformly random sequences: the whole vocabulary minus specials."""
-    return [w for w in zoo_vocab() if w not in SPECIALS]
+    return list(_pool())
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> tuple[str, ...]:
+    # built once: the trainer draws a random document hundreds of times per step
+    return tuple(w for w in _vocab() if w not in SPECIALS)
 
 
 # --------------------------------------------------------------------------- #
@@ -158,7 +170,7 @@ def random_repeat_doc(rng: random.Random, pool: list[str] | None = None,
     positional shortcut can predict the second copy.  ``meta`` holds the
     period ``T``, ``prefix``, ``gap`` and the repeat ``{"src", "dst", "length"}``.
     """
-    pool = pool if pool is not None else random_pool()
+    pool = pool if pool is not None else _pool()
     t = t if t is not None else rng.randint(min_t, max_t)
     room = max_len - 1 - 2 * t
     if prefix is None:
@@ -184,7 +196,7 @@ def periodic_doc(rng: random.Random, pool: list[str] | None = None,
     document, but short periods can still be served by fixed-offset heads; the
     induction circuit itself comes from :func:`short_repeat_doc`.
     """
-    pool = pool if pool is not None else random_pool()
+    pool = pool if pool is not None else _pool()
     t = rng.randint(min_t, max_t)
     x = rng.sample(pool, t)  # distinct tokens within one period
     n = rng.randint(max(min_len, 2 * t), max_len) - 1
@@ -317,11 +329,8 @@ def pad_batch(docs: list[Doc], stoi: dict[str, int]):
 
     seqs = [encode(d.words, stoi) for d in docs]
     width = max(len(s) for s in seqs)
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
-    mask = torch.zeros(len(seqs), width, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s)
-        mask[i, :len(s)] = 1
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], dtype=torch.long)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long)
     return ids, mask
 
 
