@@ -301,7 +301,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Only a tiny 2-layer shape (for CI)."),
     seed: int = typer.Option(0, help="Seed for the random weights and the prompts."),
     naive_heads: int = typer.Option(12, "--naive-heads", help="Heads the naive loop runs per task and ablation kind, spread over the layers; its time is extrapolated to all heads (0: run all)."),
-    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default). One thread gives repeatable timings on a shared machine."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default, every core). The naive loop's small forward passes gain little from more cores, so the ratio grows with them; 1 is steadier on a shared machine."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
 ) -> None:
     """Time the full task-ablation suite against the naive per-head loop on random-init models of gpt2-small and gpt2-medium shape."""
