@@ -24,9 +24,10 @@ ZOO_NAMES = ["toy-gpt2", "toy-neox", "toy-llama"]
 _SHIPPED = {p.name for p in EMBEDDED.iterdir() if (p / "config.json").is_file()} if EMBEDDED.is_dir() else set()
 # Known gaps, marked strictly so that they turn into failures (and the marks must go) once fixed.
 NOT_SHIPPED = pytest.mark.xfail(strict=True, reason="not trained and shipped yet: the zoo grows to three architectures in issue 3")
-WEAK_IOI = pytest.mark.xfail(strict=True, reason="with an induction head the members learn IOI only partly in their budget (IO "
-                                                 "over S: toy-gpt2 0.50, toy-neox 0.61, toy-llama 0.57); without one they reached "
-                                                 "0.995-1.0 (issue 3)")
+WEAK_IOI = pytest.mark.xfail(strict=True, reason="with an induction head the members learn IOI only partly (IO over S about "
+                                                 "0.5-0.6); without one they reached 0.995-1.0. Tried without success: task "
+                                                 "documents inside the warm-up, the IOI answer weighted 10x in the loss, 8 heads "
+                                                 "per layer, IOI first and then the warm-up; 3 layers reached 0.65-0.79 (issue 3)")
 ZOO = [pytest.param(n, marks=() if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES]
 ARCH = {"toy-gpt2": "GPT2LMHeadModel", "toy-neox": "GPTNeoXForCausalLM",
         "toy-llama": "LlamaForCausalLM"}
@@ -124,11 +125,13 @@ def test_card_ioi_accuracy(name):
         assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
 
 
-OVER_TIME = pytest.mark.xfail(strict=True, reason="420-437 s with the induction warm-up (one thread each for the rotary members, "
-                                                  "trained side by side; two threads for toy-gpt2), over the 5-minute target")
+OVER_TIME = pytest.mark.xfail(strict=True, reason="toy-gpt2 needs 2000 induction warm-up steps (its learned-position circuit "
+                                                  "forms after about 1,100) and trains in 399 s on two threads; 1600 + 1000 steps "
+                                                  "took 369 s and lost the previous-token head (0.76)")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=OVER_TIME if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=(OVER_TIME if n == "toy-gpt2" else ()) if n in _SHIPPED else NOT_SHIPPED)
+                                  for n in ZOO_NAMES])
 def test_card_training_time(name):
     """Each zoo model trains in about 5 minutes on the CPU (the card records the seconds)."""
     assert 0 < _card(name)["train_seconds"] < 360
