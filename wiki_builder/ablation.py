@@ -36,10 +36,11 @@ the same numbers faster:
 6. **Fused GELU**: transformers' Python tanh-GELU (GPT-2's ``gelu_new``, five elementwise
    passes) runs as ``F.gelu(approximate="tanh")``, the same function in one kernel.
 
-Before use, the engine checks three ablations (two in the first layer, sharing a batch, so the
+The sweep checks three of its own ablations (two in the first layer, sharing a batch, so the
 argument expansion is exercised; one in the last layer) prompt by prompt against the model's own
-forward pass with the ``hook_z`` patch; if the metric or KL differs by more than ``VERIFY_TOL``
-(float32) it falls back to the naive loop and says so.
+forward pass with the ``hook_z`` patch, which ``prepare`` runs as extra rows of its single forward
+pass; if the metric or KL differs by more than ``VERIFY_TOL`` (float32), the caller falls back to
+the naive loop and says so.
 """
 
 from __future__ import annotations
@@ -138,14 +139,18 @@ class TaskRuns:
 
     def replacement(self, kind: str, layer: int) -> torch.Tensor:
         """What replaces the layer's z under this kind of ablation: [N or 1, S, H, d_head]."""
-        z = self.z_corrupted[layer]
-        if kind == "mean":
-            return z.float().mean(0, keepdim=True).to(z.dtype)
-        if kind == "resample":
-            return z
-        if kind == "zero":
-            return torch.zeros_like(z[:1])
-        raise ValueError(f"Unknown ablation kind '{kind}'. Use one of {KINDS}.")
+        return replacement(self.z_corrupted[layer], kind)
+
+
+def replacement(z_corrupted: torch.Tensor, kind: str) -> torch.Tensor:
+    """From the corrupted prompts' z [N, S, H, d_head], what replaces z under ``kind``: [N or 1, S, H, d_head]."""
+    if kind == "mean":
+        return z_corrupted.float().mean(0, keepdim=True).to(z_corrupted.dtype)
+    if kind == "resample":
+        return z_corrupted
+    if kind == "zero":
+        return torch.zeros_like(z_corrupted[:1])
+    raise ValueError(f"Unknown ablation kind '{kind}'. Use one of {KINDS}.")
 
 
 def _is_cache(obj: Any) -> bool:
@@ -170,15 +175,8 @@ def _check_patches(check: list[tuple[int, int, str]], N: int) -> list[tuple[str,
 
     def make_hook(items: list[tuple[int, int, str]]) -> Callable:
         def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
-            corrupted = z[N:2 * N]
             for g, head, kind in items:
-                rows = slice((2 + g) * N, (3 + g) * N)
-                if kind == "mean":
-                    z[rows, :, head] = corrupted[:, :, head].float().mean(0, keepdim=True).to(z.dtype).expand(N, -1, -1)
-                elif kind == "resample":
-                    z[rows, :, head] = corrupted[:, :, head]
-                else:
-                    z[rows, :, head] = 0
+                z[(2 + g) * N:(3 + g) * N, :, head] = replacement(z[N:2 * N], kind)[:, :, head].expand(N, -1, -1)
             return z
 
         return hook
