@@ -99,6 +99,7 @@ def test_card_facts(name):
     card = _card(name)
     assert CARD_KEYS <= set(card)
     assert card["name"] == name and card["architecture"] == ARCH[name]
+    assert card["seed"] == T.SPECS[name].seed  # the trainer's defaults reproduce the shipped model
     assert set(card["task_accuracy"]) == TASKS == set(card["chance"])
     assert card["final_loss"] < 4.0
     md = (EMBEDDED / name / "MODEL_CARD.md").read_text()
