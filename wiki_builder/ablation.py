@@ -45,6 +45,7 @@ the naive loop and says so.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import ExitStack, contextmanager
@@ -71,6 +72,7 @@ TANH_GELUS = ("NewGELUActivation", "FastGELUActivation")
 GLIBC_KEEP_BYTES = 1 << 30  # see keep_freed_memory
 
 
+@functools.lru_cache(maxsize=1)
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for reuse instead of handing it back to the OS (Linux, CPU).
 

@@ -101,6 +101,7 @@ class PeakMemory:
         self.cuda_peak: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._kernel_peak = False  # the kernel's high-water mark was reset on entry
 
     @staticmethod
     def rss() -> int:
@@ -155,7 +156,8 @@ class PeakMemory:
         self.base = self.peak = self.rss()
         if self.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        if not (self._reset_high_water_mark() and self._high_water_mark() is not None):
+        self._kernel_peak = self._reset_high_water_mark() and self._high_water_mark() is not None
+        if not self._kernel_peak:
             self._thread = threading.Thread(target=self._poll, daemon=True)
             self._thread.start()
         return self
@@ -166,7 +168,7 @@ class PeakMemory:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-        self.peak = max(self.peak, self.rss(), (self._high_water_mark() or 0) if self._thread is None else 0)
+        self.peak = max(self.peak, self.rss(), (self._high_water_mark() or 0) if self._kernel_peak else 0)
         self.cuda_peak = torch.cuda.max_memory_allocated() if self.device.startswith("cuda") else None
 
     def describe(self) -> str:
