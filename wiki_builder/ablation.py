@@ -168,22 +168,25 @@ def _names(n_layers: int) -> list[str]:
     return names + ["ln_final.hook_scale", f"blocks.{n_layers - 1}.hook_resid_post"]
 
 
-def _check_patches(check: list[tuple[int, int, str]], N: int) -> list[tuple[str, Callable]]:
-    """``hook_z`` hooks for prepare's batch [clean, corrupted, one clean copy per check ablation]: copy ``g``
-    gets head ``h``'s z replaced from the corrupted rows of the same pass (as ``TaskRuns.replacement``)."""
+def _z_patches(groups: list[list[tuple[int, int, str]]], N: int, first_copy: int,
+               source: Callable[[int, torch.Tensor, str], torch.Tensor]) -> list[tuple[str, Callable]]:
+    """``hook_z`` hooks that ablate, in copy ``first_copy + g`` of the prompts (``N`` rows each), every
+    ``(layer, head, kind)`` of ``groups[g]``; ``source(layer, z, kind)`` gives the replacement [N or 1, S, H, d_head]."""
     by_layer: dict[int, list[tuple[int, int, str]]] = {}
-    for g, (layer, head, kind) in enumerate(check):
-        by_layer.setdefault(layer, []).append((g, head, kind))
+    for g, group in enumerate(groups):
+        for layer, head, kind in group:
+            by_layer.setdefault(layer, []).append((first_copy + g, head, kind))
 
-    def make_hook(items: list[tuple[int, int, str]]) -> Callable:
+    def make_hook(layer: int, items: list[tuple[int, int, str]]) -> Callable:
         def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
-            for g, head, kind in items:
-                z[(2 + g) * N:(3 + g) * N, :, head] = replacement(z[N:2 * N], kind)[:, :, head].expand(N, -1, -1)
+            repl = {kind: source(layer, z, kind) for kind in {kind for _, _, kind in items}}  # before any row changes
+            for c, head, kind in items:
+                z[c * N:(c + 1) * N, :, head] = repl[kind][:, :, head].to(z.dtype).expand(N, -1, -1)
             return z
 
         return hook
 
-    return [(f"blocks.{l}.attn.hook_z", make_hook(items)) for l, items in by_layer.items()]
+    return [(f"blocks.{l}.attn.hook_z", make_hook(l, items)) for l, items in by_layer.items()]
 
 
 def _first_rows(obj: Any, n: int, total: int) -> Any:
@@ -244,7 +247,8 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
     tokens = torch.cat([task.clean, task.corrupted] + [task.clean] * len(check)) if together else task.clean
     handles = [bridge.blocks[l].register_forward_pre_hook(make_pre_hook(l), with_kwargs=True) for l in range(n_layers)]
     handles += [bridge.blocks[l].attn.register_forward_hook(make_attn_hook(l)) for l in range(n_layers)]
-    patches = _check_patches(check, N) if together else []
+    # the check copies (after the clean and corrupted rows) take their replacement from the corrupted rows of this pass
+    patches = _z_patches([[c] for c in check], N, 2, lambda layer, z, kind: replacement(z[N:2 * N], kind)) if together else []
     try:
         with torch.no_grad(), bridge.hooks(fwd_hooks=patches):
             logits, cache = bridge.run_with_cache(tokens, names_filter=_names(n_layers))
@@ -581,25 +585,10 @@ def patched_logits(bridge: Any, runs: TaskRuns, groups: list[list[tuple[int, int
     ``[len(groups) * N, P, V]``.
     """
     task = runs.task
-    N = task.n
-    by_layer: dict[int, list[tuple[int, int, str]]] = {}
-    for g, group in enumerate(groups):
-        for layer, head, kind in group:
-            by_layer.setdefault(layer, []).append((g, head, kind))
-
-    def make_hook(layer: int, items: list[tuple[int, int, str]]) -> Callable:
-        repl = {kind: runs.replacement(kind, layer) for _, _, kind in items}
-
-        def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
-            for g, head, kind in items:
-                z[g * N:(g + 1) * N, :, head] = repl[kind][:, :, head].to(z.dtype).expand(N, -1, -1)
-            return z
-
-        return hook
-
+    hooks = _z_patches(groups, task.n, 0, lambda layer, z, kind: runs.replacement(kind, layer))
     tokens = task.clean.repeat(len(groups), 1) if len(groups) > 1 else task.clean
     with torch.no_grad():
-        logits = bridge.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{l}.attn.hook_z", make_hook(l, items)) for l, items in by_layer.items()])
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=hooks)
     return logits[:, task.positions].float()
 
 
