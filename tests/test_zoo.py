@@ -24,10 +24,9 @@ ZOO_NAMES = ["toy-gpt2", "toy-neox", "toy-llama"]
 _SHIPPED = {p.name for p in EMBEDDED.iterdir() if (p / "config.json").is_file()} if EMBEDDED.is_dir() else set()
 # Known gaps, marked strictly so that they turn into failures (and the marks must go) once fixed.
 NOT_SHIPPED = pytest.mark.xfail(strict=True, reason="not trained and shipped yet: the zoo grows to three architectures in issue 3")
-WEAK_IOI = pytest.mark.xfail(strict=True, reason="with an induction head the members learn IOI only partly (IO over S about "
-                                                 "0.5-0.6); without one they reached 0.995-1.0. Tried without success: task "
-                                                 "documents inside the warm-up, the IOI answer weighted 10x in the loss, 8 heads "
-                                                 "per layer, IOI first and then the warm-up; 3 layers reached 0.65-0.79 (issue 3)")
+WEAK_IOI = pytest.mark.xfail(strict=True, reason="toy-gpt2 learns IOI only partly (IO over S about 0.5): the rotary members' "
+                                                 "recipe (about 100,000 IOI documents, then a second learning-rate cycle) does "
+                                                 "not fit beside its 2,000 induction warm-up steps in the time (issue 3)")
 ZOO = [pytest.param(n, marks=() if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES]
 ARCH = {"toy-gpt2": "GPT2LMHeadModel", "toy-neox": "GPTNeoXForCausalLM",
         "toy-llama": "LlamaForCausalLM"}
@@ -117,7 +116,8 @@ def test_card_accuracy_well_above_chance_except_ioi(name):
         assert acc >= chance + 0.7 * (1 - chance), (name, task, acc, chance)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=WEAK_IOI if n in _SHIPPED else NOT_SHIPPED) for n in ZOO_NAMES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=(WEAK_IOI if n == "toy-gpt2" else ()) if n in _SHIPPED else NOT_SHIPPED)
+                                  for n in ZOO_NAMES])
 def test_card_ioi_accuracy(name):
     """IOI: the indirect object is the top prediction, at least 70% of the gap from chance to perfect."""
     card = _card(name)
@@ -323,14 +323,17 @@ def test_chance_levels():
 @pytest.mark.parametrize("name", ["toy-llama", "toy-gpt2"])
 def test_trainer_writes_loadable_directory(tmp_path, name):
     out = tmp_path / "toy"
+    restart = ["--restart-steps", "4"] if name == "toy-llama" else []  # toy-gpt2 has no second cycle
     T.main(["--model", name, "--steps", "20", "--warmup-steps", "5", "--out", str(out), "--seed", "5",
-            "--eval-n", "8"])
+            "--eval-n", "8", *restart])
     card = json.loads((out / "card.json").read_text())
     assert CARD_KEYS <= set(card)
     assert card["steps"] == 20 and card["seed"] == 5 and card["architecture"] == ARCH[name]
     assert card["training"]["induction_warmup_steps"] == 5
+    assert card["training"].get("restart_steps") == (4 if restart else None)
     assert set(card["task_accuracy"]) == TASKS
     md = (out / "MODEL_CARD.md").read_text()
-    assert "--steps 20 --warmup-steps 5" in md and "5 induction warm-up steps" in md
+    assert f"--steps 20 --warmup-steps 5{' --restart-steps 4' if restart else ''} --out" in md
+    assert "5 induction warm-up steps" in md and ("second learning-rate cycle" in md) == bool(restart)
     b = _bridge(out)
     assert b.to_str_tokens("Mary went to the store")[:3] == ["<bos>", "Mary", "went"]
