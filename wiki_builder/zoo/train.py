@@ -4,8 +4,8 @@
     python -m wiki_builder.zoo.train --all
 
 Phases: an induction warm-up on short repeats (``--warmup-steps``), the task + induction mixture
-(``--steps``), and for the rotary pair a second learning-rate cycle that turns IOI on
-(``--restart-steps``); each model's spec (``SPECS``) holds its recipe and why.
+(``--steps``), and a second learning-rate cycle that turns IOI on (``--restart-steps``);
+each model's spec (``SPECS``) holds its recipe and why.
 
 Default output: ``wiki_builder/models/embedded/<name>``, holding config.json,
 model.safetensors, the word-level tokenizer, card.json and MODEL_CARD.md.
@@ -88,7 +88,7 @@ class ModelSpec:
     long_mixture: dict[str, float] | None = None  # weights of the induction documents (default: corpus.LONG_MIXTURE)
     induction_steps: int = 0  # warm-up steps on short repeats (corpus.short_repeat_doc) before the mixture
     induction_batch: int = 256
-    # A second learning-rate cycle at the end (warm-up and cosine again), on its own batch recipe; see RESTART
+    # A second learning-rate cycle at the end (warm-up and cosine again), on its own batch recipe; see IOI below
     restart_steps: int = 0
     restart_batch: tuple[int, int] | None = None  # (induction docs, task docs) per step; default: the mixture's
     restart_long_mixture: dict[str, float] | None = None
