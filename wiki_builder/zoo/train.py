@@ -107,7 +107,7 @@ class ModelSpec:
 # IOI documents of the mixture, whatever their share (35-100%), loss weight, head count or depth. So the
 # mixture carries 128 task documents a step, mostly IOI, and fewer induction documents to pay for them. A
 # second, short learning-rate cycle on IOI-heavy task documents then turns IOI on within about 200 steps
-# (in 5 of the 6 runs measured); without it the mixture alone got there on toy-neox only late (0.875 after
+# (in 5 of the 7 runs measured); without it the mixture alone got there on toy-neox only late (0.875 after
 # 2000 steps) and not on toy-llama (0.56).
 IOI = dict(embed_std=0.125, batch_short=128, restart_steps=300,
            restart_short_mixture={"ioi": 0.6, "greater_than": 0.15, "sequence": 0.25}, restart_mask_repeats=True)
