@@ -211,3 +211,37 @@ def test_stories260k_cannot_express_most_tasks(stories_dir):
     ind = res.outputs["induction_task_mean_ablation"]
     # the induction prompts can be built; whether the model does the task decides (and is said)
     assert ind.applicable or ("accuracy" in ind.reason and ind.setup["n_prompts"] > 0)
+
+
+def test_a_gap_too_small_for_fractions_is_not_applicable():
+    """Fractions of the clean-minus-corrupted gap need a gap of at least 5% of the clean metric."""
+    from types import SimpleNamespace
+
+    from wiki_builder.tasks.family import MIN_GAP_FRACTION, model_does_task
+
+    task = SimpleNamespace(threshold=0.5, chance=0.1, accuracy_definition="top-1", setup={"corruption": "YY -> 01"})
+
+    def runs(clean, corrupted):
+        return SimpleNamespace(accuracy=0.9, clean_metric=clean, corrupted_metric=corrupted, gap=clean - corrupted, kl_corrupted=0.1)
+
+    assert model_does_task(task, runs(0.8, 0.2)) == (True, "")
+    ok, reason = model_does_task(task, runs(0.364, 0.361))  # toy-gpt2's greater-than in the build
+    assert not ok and "lowers the metric by only 0.003" in reason and f"{MIN_GAP_FRACTION:.0%}" in reason
+    ok, reason = model_does_task(task, runs(0.63, 0.72))  # toy-neox's greater-than
+    assert not ok and "does not lower the metric" in reason
+    assert model_does_task(task, runs(-2.0, -2.2))[0]  # a negative clean metric: 5% of |M_clean| is 0.1 < 0.2
+
+
+@pytest.mark.skipif(not (EMBEDDED / "toy-gpt2" / "config.json").is_file(), reason="the embedded zoo is not trained")
+def test_toy_gpt2_greater_than_is_not_applicable_for_its_tiny_gap():
+    """On the real model: toy-gpt2 picks later years whatever the start year, so the corruption hardly moves the metric."""
+    from wiki_builder.models.load import load_model
+    from wiki_builder.models.resolve import resolve
+    from wiki_builder.tasks import for_bridge
+    from wiki_builder.tasks.family import score_task
+
+    bridge = load_model(resolve("toy-gpt2"), device="cpu").bridge
+    score = score_task(bridge, for_bridge("greater_than", bridge, n=32, seed=0), ["mean"])
+    out = score.outputs["greater_than_mean_ablation"]
+    assert not out.applicable and ("lowers the metric by only" in out.reason or "does not lower" in out.reason), out.reason
+    assert score.runs.gap < 0.05 * abs(score.runs.clean_metric)

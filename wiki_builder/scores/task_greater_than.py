@@ -5,7 +5,7 @@ from .base import Metric
 
 METRIC = Metric(
     id="greater_than",
-    version="1",
+    version="2",  # 2: not applicable when the clean-minus-corrupted gap is under 5% of the clean metric
     title="Greater-than",
     kind="task",
     compute=compute_for("greater_than"),

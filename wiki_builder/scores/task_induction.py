@@ -5,7 +5,7 @@ from .base import Metric
 
 METRIC = Metric(
     id="induction_task",
-    version="1",
+    version="2",  # 2: not applicable when the clean-minus-corrupted gap is under 5% of the clean metric
     title="Induction task",
     kind="task",
     compute=compute_for("induction_task"),

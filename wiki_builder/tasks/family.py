@@ -42,6 +42,9 @@ SUFFIXES: dict[str, str] = {
 METHODS = ("exact", "attribution")
 SAMPLE_PER_LAYER = 2  # heads per layer checked exactly under method="attribution"
 MIN_GAP = 1e-4  # clean minus corrupted metric below this: the fractions would divide by ~0
+# ... and below this share of |M_clean| they would be mostly noise: toy-gpt2's greater-than (clean 0.364, corrupted 0.361)
+# gave "fractions lost" up to 10
+MIN_GAP_FRACTION = 0.05
 MIN_KL = 1e-6  # nats
 
 DEFINITIONS = {
@@ -51,6 +54,8 @@ DEFINITIONS = {
     "resample": "the head's z replaced by its value on the paired corrupted prompt",
     "zero": "the head's z set to 0 at every position (its output z @ W_O vanishes; b_O is shared and stays)",
     "dla": "mean over prompts and scored positions of (z_h @ W_O[h], centred for LayerNorm, / final-norm scale) . direction",
+    "gap": f"the fractions need M_clean - M_corrupted > max({MIN_GAP:g}, {MIN_GAP_FRACTION:g} x |M_clean|); "
+           "below that the task is marked not applicable",
 }
 
 
@@ -81,6 +86,10 @@ def model_does_task(task: Task, runs: Any) -> tuple[bool, str]:
     if not runs.gap > MIN_GAP:
         return False, (f"the corruption does not lower the metric (clean {runs.clean_metric:.4g}, corrupted {runs.corrupted_metric:.4g}): "
                        f"the model's answer does not depend on what the corruption changes ({task.setup.get('corruption', '')})")
+    if not runs.gap > MIN_GAP_FRACTION * abs(runs.clean_metric):
+        return False, (f"the corruption lowers the metric by only {runs.gap:.3g} (clean {runs.clean_metric:.4g}, corrupted "
+                       f"{runs.corrupted_metric:.4g}; at least {MIN_GAP_FRACTION:.0%} of the clean value is needed): fractions "
+                       "of so small a gap would be mostly noise")
     if not runs.kl_corrupted > MIN_KL:
         return False, f"the corrupted output does not differ from the clean one (KL {runs.kl_corrupted:.2g} nats)"
     return True, ""
