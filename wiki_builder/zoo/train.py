@@ -177,9 +177,12 @@ def _initialise(model, spec: ModelSpec) -> None:
 
 
 def train(name: str, out: Path | None = None, steps: int | None = None, seed: int | None = None,
-          eval_n: int = 200, log_every: int = 100, command: str | None = None,
+          eval_n: int = 200, log_every: int = 100,
           warmup_steps: int | None = None, restart_steps: int | None = None) -> dict:
-    """Train one zoo model, evaluate it, and write its directory; returns card.json's dict."""
+    """Train one zoo model, evaluate it, and write its directory; returns card.json's dict.
+
+    ``None`` means the spec's own value; the card's command names every value, so it reproduces the run.
+    """
     spec = SPECS[name]
     if warmup_steps is not None:
         spec = replace(spec, induction_steps=warmup_steps)
@@ -187,6 +190,7 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
         spec = replace(spec, restart_steps=restart_steps)
     steps = steps if steps is not None else spec.steps
     seed = seed if seed is not None else spec.seed
+    command = command_line(name, seed, steps, spec.induction_steps, out, eval_n, spec.restart_steps)
     out = Path(out) if out is not None else EMBEDDED_DIR / name
     vocab = C.zoo_vocab()
     stoi = {w: i for i, w in enumerate(vocab)}
@@ -206,6 +210,8 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
     t0 = time.time()
     first = spec.induction_steps + steps  # the first learning-rate cycle: warm-up, then the mixture
     total = first + spec.restart_steps
+    mixture = (spec.batch_long, spec.batch_short, spec.short_mixture, spec.long_mixture, spec.mask_repeats)
+    restart = _restart_recipe(spec)
     for step in range(total):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, first, spec.lr) if step < first else lr_at(step - first, spec.restart_steps, spec.lr)
@@ -215,13 +221,7 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
             la, na = _loss(model, a, C.repeat_loss_mask(docs, a.shape[1]))
             loss = la / na
         else:
-            n_long, n_short = spec.batch_long, spec.batch_short
-            short, long, mask = spec.short_mixture, spec.long_mixture, spec.mask_repeats
-            if step >= first:
-                n_long, n_short = spec.restart_batch or (n_long, n_short)
-                short, long = spec.restart_short_mixture or short, spec.restart_long_mixture or long
-                mask = mask if spec.restart_mask_repeats is None else spec.restart_mask_repeats
-            (a, am), (b, bm) = C.make_batch(rng, stoi, n_long, n_short, short, long, mask)
+            (a, am), (b, bm) = C.make_batch(rng, stoi, *(restart if step >= first else mixture))
             la, na = _loss(model, a, am)
             lb, nb = _loss(model, b, bm)
             loss = (la + lb) / (na + nb)
@@ -268,7 +268,7 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
                      "loss_on_copied_tokens_only": spec.mask_repeats, "embed_std": spec.embed_std or None,
                      "frozen_sinusoidal_positions": spec.sinusoidal_positions or None,
                      "torch_threads": torch.get_num_threads()},
-        "command": command or command_line(name, seed, steps, spec.induction_steps, restart_steps=spec.restart_steps),
+        "command": command,
     }
     card["description"] = _description(spec, card)
 
@@ -290,17 +290,23 @@ def _description(spec: ModelSpec, card: dict) -> str:
             "ordinals, months, days, letters).")
 
 
+def _restart_recipe(spec: ModelSpec) -> tuple:
+    """The second cycle's ``make_batch`` arguments (induction docs, task docs, task mixture, induction mixture,
+    mask repeats): each ``restart_*`` field, or the mixture's own where it is unset."""
+    n_long, n_short = spec.restart_batch or (spec.batch_long, spec.batch_short)
+    return (n_long, n_short, spec.restart_short_mixture or spec.short_mixture, spec.restart_long_mixture or spec.long_mixture,
+            spec.mask_repeats if spec.restart_mask_repeats is None else spec.restart_mask_repeats)
+
+
 def _restart_card(spec: ModelSpec) -> dict:
     """The second learning-rate cycle's recipe, for card.json (empty without one)."""
     if not spec.restart_steps:
         return {}
-    n_long, n_short = spec.restart_batch or (spec.batch_long, spec.batch_short)
+    n_long, n_short, short, long, mask = _restart_recipe(spec)
     return {"restart_steps": spec.restart_steps,
             "restart_batch": f"{n_long} induction docs + {n_short} task docs per step",
-            "restart_loss_on_copied_tokens_only": spec.mask_repeats if spec.restart_mask_repeats is None
-            else spec.restart_mask_repeats,
-            "restart_mixture": {**(spec.restart_long_mixture or spec.long_mixture or C.LONG_MIXTURE),
-                                **(spec.restart_short_mixture or spec.short_mixture or C.SHORT_MIXTURE)}}
+            "restart_loss_on_copied_tokens_only": mask,
+            "restart_mixture": {**(long or C.LONG_MIXTURE), **(short or C.SHORT_MIXTURE)}}
 
 
 def _phases(tr: dict, steps: int) -> str:
@@ -422,12 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.all and args.out:
         p.error("--out only with --model")
     for name in names:
-        steps = args.steps if args.steps is not None else SPECS[name].steps
-        warm = args.warmup_steps if args.warmup_steps is not None else SPECS[name].induction_steps
-        seed = args.seed if args.seed is not None else SPECS[name].seed
-        restart = args.restart_steps if args.restart_steps is not None else SPECS[name].restart_steps
-        cmd = command_line(name, seed, steps, warm, args.out, args.eval_n, restart)
-        train(name, args.out, steps, seed, args.eval_n, command=cmd, warmup_steps=warm, restart_steps=restart)
+        train(name, args.out, args.steps, args.seed, args.eval_n, warmup_steps=args.warmup_steps,
+              restart_steps=args.restart_steps)
 
 
 if __name__ == "__main__":
