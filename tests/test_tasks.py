@@ -225,9 +225,9 @@ def test_a_gap_too_small_for_fractions_is_not_applicable():
         return SimpleNamespace(accuracy=0.9, clean_metric=clean, corrupted_metric=corrupted, gap=clean - corrupted, kl_corrupted=0.1)
 
     assert model_does_task(task, runs(0.8, 0.2)) == (True, "")
-    ok, reason = model_does_task(task, runs(0.364, 0.361))  # toy-gpt2's greater-than in the build
+    ok, reason = model_does_task(task, runs(0.364, 0.361))  # a gap of under 5% (an earlier toy-gpt2's greater-than)
     assert not ok and "lowers the metric by only 0.003" in reason and f"{MIN_GAP_FRACTION:.0%}" in reason
-    ok, reason = model_does_task(task, runs(0.63, 0.72))  # toy-neox's greater-than
+    ok, reason = model_does_task(task, runs(0.63, 0.72))  # the corruption raises the metric (an earlier toy-neox's greater-than)
     assert not ok and "does not lower the metric" in reason
     assert model_does_task(task, runs(-2.0, -2.2))[0]  # a negative clean metric: 5% of |M_clean| is 0.1 < 0.2
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import queue
 import random
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
+from wiki_builder.ablation import TANH_GELUS
 from wiki_builder.zoo import corpus as C
 from wiki_builder.zoo import evaluate as E
 from wiki_builder.zoo.tokenizer import build_tokenizer
@@ -107,7 +110,8 @@ class ModelSpec:
 # IOI documents of the mixture, whatever their share (35-100%), loss weight, head count or depth. So the
 # mixture carries 128 task documents a step, mostly IOI, and fewer induction documents to pay for them. A
 # second, short learning-rate cycle on IOI-heavy task documents then turns IOI on within about 200 steps
-# (in 5 of the 7 runs measured); without it the mixture alone got there on toy-neox only late (0.875 after
+# (in 8 of the 13 runs of this trainer: toy-gpt2 seed 0, toy-neox seed 0, toy-llama seeds 2, 4, 5, 9, 10 and 12,
+# not 3, 6, 7, 8 or 11); without it the mixture alone got there on toy-neox only late (0.875 after
 # 2000 steps) and not on toy-llama (0.56).
 IOI = dict(embed_std=0.125, batch_short=128, restart_steps=300,
            restart_short_mixture={"ioi": 0.6, "greater_than": 0.15, "sequence": 0.25}, restart_mask_repeats=True)
@@ -135,9 +139,12 @@ SPECS: dict[str, ModelSpec] = {
                                 "(use_parallel_residual=True), untied unembedding"),
     "toy-llama": ModelSpec("toy-llama", "LlamaForCausalLM", _llama, d_model=64, n_kv_heads=2, d_mlp=172,
                            lr=3e-3, **ROTARY,
-                           # seed 3 did not turn IOI on; seed 1 did, but its sequence circuit is spread (its top 3 heads
-                           # carry 0.47 of the metric); seed 2 passes every validation
-                           seed=2,
+                           # seeds 3, 6, 7, 8 and 11 did not turn IOI on (seed 9 only to 0.8). Of the others, the wiki's top 3
+                           # heads by single ablation carry too little of seed 2's induction (0.21: two previous-token heads
+                           # back each other up, together 0.63) and of seed 4's sequences (0.34); seed 5's and seed 12's
+                           # greater-than have no gap, and seed 5's sequence heads carry 0.31-0.59 depending on the prompts.
+                           # Seed 10 passes all four validations of tests/test_ablation.py, on five prompt sets each
+                           seed=10,
                            extra="rotary positions, grouped-query attention (4 query heads share "
                                  "2 key/value heads), SwiGLU MLP, RMSNorm, untied unembedding"),
 }
@@ -154,12 +161,48 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def _loss(model, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
-    logits = model(input_ids=ids).logits[:, :-1]
-    tgt = ids[:, 1:]
-    m = mask[:, 1:].reshape(-1).float()
-    nll = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none")
-    return (nll * m).sum(), int(m.sum())
+    """Summed next-token loss over the masked-in targets, and their count.
+
+    The unembedding and log-softmax run only on the rows that count: the warm-up scores about
+    a quarter of its tokens, and the unembedding is the largest matmul of a d_model-64 model.
+    """
+    hidden = model.base_model(input_ids=ids).last_hidden_state[:, :-1]
+    keep = mask[:, 1:].bool()
+    logits = model.get_output_embeddings()(hidden[keep])
+    return torch.nn.functional.cross_entropy(logits, ids[:, 1:][keep], reduction="sum"), int(keep.sum())
+
+
+def _for_training(model) -> None:
+    """Faster kernels for the same functions: eager attention (sdpa's CPU kernel is slow at d_head 16: a
+    toy-neox mixture step took 69 ms instead of 95) and GPT-2's gelu_new, five elementwise passes in Python,
+    as one ``F.gelu(approximate="tanh")`` (as the ablation engine runs it). Neither is saved: config.json
+    keeps ``gelu_new`` and transformers' default attention."""
+    model.set_attn_implementation("eager")
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if type(child).__name__ in TANH_GELUS:
+                setattr(parent, child_name, torch.nn.GELU(approximate="tanh"))
+
+
+def _prefetch(batches: Iterator, depth: int = 4) -> Iterator:
+    """Build the next batches in a thread while the model trains (the data stream, and so the weights, are
+    unchanged: one thread draws from the rng in order); an error in the thread is raised here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                q.put(b)
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _initialise(model, spec: ModelSpec) -> None:
@@ -205,26 +248,17 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=spec.lr, betas=(0.9, 0.98))
+    _for_training(model)
     model.train()
     losses: list[float] = []
     t0 = time.time()
     first = spec.induction_steps + steps  # the first learning-rate cycle: warm-up, then the mixture
     total = first + spec.restart_steps
-    mixture = (spec.batch_long, spec.batch_short, spec.short_mixture, spec.long_mixture, spec.mask_repeats)
-    restart = _restart_recipe(spec)
-    for step in range(total):
+    for step, parts in enumerate(_prefetch(_batches(spec, rng, stoi, first, total))):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, first, spec.lr) if step < first else lr_at(step - first, spec.restart_steps, spec.lr)
-        if step < spec.induction_steps:
-            docs = [C.short_repeat_doc(rng) for _ in range(spec.induction_batch)]
-            a, _ = C.pad_batch(docs, stoi)
-            la, na = _loss(model, a, C.repeat_loss_mask(docs, a.shape[1]))
-            loss = la / na
-        else:
-            (a, am), (b, bm) = C.make_batch(rng, stoi, *(restart if step >= first else mixture))
-            la, na = _loss(model, a, am)
-            lb, nb = _loss(model, b, bm)
-            loss = (la + lb) / (na + nb)
+        sums = [_loss(model, ids, mask) for ids, mask in parts]  # one loss over all the step's scored tokens
+        loss = sum(s for s, _ in sums) / sum(n for _, n in sums)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -279,6 +313,20 @@ def train(name: str, out: Path | None = None, steps: int | None = None, seed: in
     (out / "MODEL_CARD.md").write_text(model_card_md(spec, card))
     print(f"[{name}] wrote {out}  ({train_seconds}s, final loss {card['final_loss']})", file=sys.stderr)
     return card
+
+
+def _batches(spec: ModelSpec, rng: random.Random, stoi: dict[str, int], first: int, total: int) -> Iterator:
+    """Each step's ``(ids, mask)`` batches: warm-up repeats, then the mixture's induction and task documents,
+    then the second cycle's."""
+    mixture = (spec.batch_long, spec.batch_short, spec.short_mixture, spec.long_mixture, spec.mask_repeats)
+    restart = _restart_recipe(spec)
+    for step in range(total):
+        if step < spec.induction_steps:
+            docs = [C.short_repeat_doc(rng) for _ in range(spec.induction_batch)]
+            a, _ = C.pad_batch(docs, stoi)
+            yield [(a, C.repeat_loss_mask(docs, a.shape[1]))]
+        else:
+            yield list(C.make_batch(rng, stoi, *(restart if step >= first else mixture)))
 
 
 def _description(spec: ModelSpec, card: dict) -> str:
