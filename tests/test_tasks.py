@@ -232,16 +232,17 @@ def test_a_gap_too_small_for_fractions_is_not_applicable():
     assert model_does_task(task, runs(-2.0, -2.2))[0]  # a negative clean metric: 5% of |M_clean| is 0.1 < 0.2
 
 
-@pytest.mark.skipif(not (EMBEDDED / "toy-gpt2" / "config.json").is_file(), reason="the embedded zoo is not trained")
-def test_toy_gpt2_greater_than_is_not_applicable_for_its_tiny_gap():
-    """On the real model: toy-gpt2 picks later years whatever the start year, so the corruption hardly moves the metric."""
+@pytest.mark.skipif(not (EMBEDDED / "toy-neox" / "config.json").is_file(), reason="the embedded zoo is not trained")
+def test_toy_neox_greater_than_is_not_applicable_for_its_tiny_gap():
+    """On a real model: toy-neox's answer hardly depends on the start year, so the corruption lowers the metric by
+    under 5% of its clean value (0.0124 of 0.59) and the 5% rule, not the sign check, marks the task."""
     from wiki_builder.models.load import load_model
     from wiki_builder.models.resolve import resolve
     from wiki_builder.tasks import for_bridge
-    from wiki_builder.tasks.family import score_task
+    from wiki_builder.tasks.family import MIN_GAP, score_task
 
-    bridge = load_model(resolve("toy-gpt2"), device="cpu").bridge
+    bridge = load_model(resolve("toy-neox"), device="cpu").bridge
     score = score_task(bridge, for_bridge("greater_than", bridge, n=32, seed=0), ["mean"])
     out = score.outputs["greater_than_mean_ablation"]
-    assert not out.applicable and ("lowers the metric by only" in out.reason or "does not lower" in out.reason), out.reason
-    assert score.runs.gap < 0.05 * abs(score.runs.clean_metric)
+    assert not out.applicable and "lowers the metric by only" in out.reason, out.reason
+    assert MIN_GAP < score.runs.gap < 0.05 * abs(score.runs.clean_metric)
