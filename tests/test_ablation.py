@@ -11,13 +11,15 @@ import torch
 
 import constructed
 from conftest import run_wiki
-from wiki_builder import ablation as A
+from wiki_builder.tasks import engine as A
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec
-from wiki_builder.scores.runner import RunContext, compute_scores
-from wiki_builder.tasks import build_task, for_bridge
+from wiki_builder.families import select
+from wiki_builder.scores.base import BuildOptions, RunContext
+from wiki_builder.scores.runner import compute_scores
+from wiki_builder.tasks.prompts import build_task, for_bridge
 from wiki_builder.tasks.common import Task
-from wiki_builder.tasks.family import score_task
+from wiki_builder.tasks.score import score_task
 
 TOL = 1e-5
 KINDS = ["mean", "resample", "zero"]
@@ -231,7 +233,7 @@ def test_replay_check_catches_a_broken_engine(random_bridges, monkeypatch, arch)
 
 def test_runner_stores_task_families(constructed_bridge):
     """Through compute_scores, as wiki build calls it; the task families bring their example prompts."""
-    res = compute_scores(constructed_bridge, ["ioi", "induction_task"], ctx=RunContext(seed=0, options={"ablation": "zero"}))
+    res = compute_scores(constructed_bridge, select(["ioi", "induction_task"]), ctx=RunContext(seed=0, options=BuildOptions(ablation=("mean", "resample", "zero"))))
     assert len(res.outputs) == 14 and all(not o.applicable and o.reason for o in res.outputs.values())
     assert [e["example"] for e in res.examples] == ["repeated random tokens", "Induction task"]
     assert len(res.examples[1]["tokens"]) == 1 + 2 * 8

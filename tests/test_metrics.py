@@ -8,8 +8,9 @@ import pytest
 import constructed
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec, resolve
-from wiki_builder.scores import registry
+from wiki_builder.families import registry
 from wiki_builder.scores.probe import ProbeConfig, build_probe
+from wiki_builder.families import select
 from wiki_builder.scores.runner import compute_scores
 
 
@@ -20,7 +21,7 @@ def bridge(constructed_dir):
 
 @pytest.fixture(scope="module")
 def scores(bridge):
-    return compute_scores(bridge).values
+    return compute_scores(bridge, select()).values
 
 
 @pytest.mark.parametrize("metric", ["prev_token", "duplicate_token", "induction"])
@@ -35,7 +36,7 @@ def test_constructed_head_scores_its_metric(scores, metric):
 def test_fixed_offset_head_is_not_an_induction_head(bridge, scores):
     """The pitfall in the reference: with one period T, a head at offset T-1 looks like induction."""
     layer, head = constructed.EXPECTED["positional"]
-    fixed = compute_scores(bridge, ["induction"], ProbeConfig(t_min=constructed.OFFSET + 1, t_max=constructed.OFFSET + 1)).values["induction"]
+    fixed = compute_scores(bridge, select(["induction"]), ProbeConfig(t_min=constructed.OFFSET + 1, t_max=constructed.OFFSET + 1)).values["induction"]
     assert fixed[layer, head] > 0.99  # fooled by a fixed period
     assert scores["induction"][layer, head] < 0.1  # not fooled by varied periods
 
@@ -56,7 +57,7 @@ def test_agrees_with_transformer_lens_detect_head(bridge):
     """detect_head's 'mul' measure agrees where the definitions coincide (previous and duplicate token)."""
     from transformer_lens.head_detector import detect_head
 
-    ours = compute_scores(bridge).values
+    ours = compute_scores(bridge, select()).values
     tokens = build_probe(bridge, ProbeConfig(batch=4, t_min=30, t_max=30)).tokens
     texts = [" ".join(bridge.tokenizer.convert_ids_to_tokens(row[1:].tolist())) for row in tokens]
     prev = detect_head(bridge, texts, "previous_token_head", error_measure="mul").cpu().numpy()
@@ -77,7 +78,7 @@ def test_every_metric_module_is_described():
 def test_toy_gpt2_grows_induction_after_previous_token():
     """The issue's acceptance check on the embedded GPT-2."""
     spec = resolve("toy-gpt2")
-    values = compute_scores(load_model(spec, device="cpu").bridge).values
+    values = compute_scores(load_model(spec, device="cpu").bridge, select()).values
     ind, prev = values["induction"], values["prev_token"]
     il, ih = np.unravel_index(ind.argmax(), ind.shape)
     pl, ph = np.unravel_index(prev.argmax(), prev.shape)

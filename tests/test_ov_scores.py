@@ -14,10 +14,14 @@ import torch
 import constructed_ov
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec, embedded_models, resolve
-from wiki_builder.scores import _ov, copy_score, registry
-from wiki_builder.scores.ov_copying import copying_ratio, full_ov_eigenvalues
-from wiki_builder.scores.runner import RunContext, compute_scores
-from wiki_builder.scores.successor import SETS
+from wiki_builder.families import registry
+from wiki_builder.scores.weights import copy_score
+from wiki_builder.scores.weights import ov as _ov
+from wiki_builder.scores.weights.ov_copying import copying_ratio, full_ov_eigenvalues
+from wiki_builder.families import select
+from wiki_builder.scores.base import BuildOptions, RunContext
+from wiki_builder.scores.runner import compute_scores
+from wiki_builder.scores.weights.successor import SETS
 
 FAMILIES = ["ov_copying", "copy_score", "successor"]
 OUTPUTS = ["ov_copying", "copy_score", "negative_copy_score", "successor"]
@@ -28,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def score(bridge):
-    return compute_scores(bridge, FAMILIES, ctx=RunContext(options={"examples": False})).outputs
+    return compute_scores(bridge, select(FAMILIES), ctx=RunContext(examples=False)).outputs
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from wiki_builder.site import heatmap, tokens
 from wiki_builder.site.render import render_markdown
-from wiki_builder.site_bench import EXTRA_MODEL, add_model, make_database
+from wiki_builder.benchmarks.site import EXTRA_MODEL, add_model, make_database
 from wiki_builder.workspace import open_workspace
 
 MODELS = 3  # distilgpt2 (6x12), gpt2-small (12x12), gpt2-medium (24x16)

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from wiki_builder import lexicon as L
-from wiki_builder.tasks import BUILDERS, build_task
+from wiki_builder.tasks.prompts import build_task
+from wiki_builder.tasks.table import TASKS as TASK_ROWS
 from wiki_builder.tasks.greater_than import year_spelling
 
-TASKS = list(BUILDERS)
+TASKS = [t.name for t in TASK_ROWS]
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "wiki_builder" / "models" / "embedded"
 SHARED = Path(os.environ.get("HEADWIKI_SHARED") or REPO.parent / "shared")
@@ -201,10 +202,12 @@ def test_stories260k_cannot_express_most_tasks(stories_dir):
     """Its 512-token vocabulary has no single-token names, years, numbers, months or days."""
     from wiki_builder.models.load import load_model
     from wiki_builder.models.resolve import ModelSpec
-    from wiki_builder.scores.runner import RunContext, compute_scores
+    from wiki_builder.families import select
+    from wiki_builder.scores.base import BuildOptions, RunContext
+    from wiki_builder.scores.runner import compute_scores
 
     bridge = load_model(ModelSpec("stories260K", "local", str(stories_dir)), device="cpu").bridge
-    res = compute_scores(bridge, ["ioi", "greater_than", "sequence", "induction_task"], ctx=RunContext(seed=0, options={"examples": False}))
+    res = compute_scores(bridge, select(["ioi", "greater_than", "sequence", "induction_task"]), ctx=RunContext(seed=0, examples=False))
     for fam in ("ioi", "greater_than", "sequence"):
         outs = [o for oid, o in res.outputs.items() if oid.startswith(fam + "_")]
         assert len(outs) == 7 and all(not o.applicable and "single token" in o.reason for o in outs), [o.reason for o in outs]
@@ -217,7 +220,7 @@ def test_a_gap_too_small_for_fractions_is_not_applicable():
     """Fractions of the clean-minus-corrupted gap need a gap of at least 5% of the clean metric."""
     from types import SimpleNamespace
 
-    from wiki_builder.tasks.family import MIN_GAP_FRACTION, model_does_task
+    from wiki_builder.tasks.score import MIN_GAP_FRACTION, model_does_task
 
     task = SimpleNamespace(threshold=0.5, chance=0.1, accuracy_definition="top-1", setup={"corruption": "YY -> 01"})
 
@@ -238,8 +241,8 @@ def test_toy_neox_greater_than_is_not_applicable_for_its_tiny_gap():
     under 5% of its clean value (0.0124 of 0.59) and the 5% rule, not the sign check, marks the task."""
     from wiki_builder.models.load import load_model
     from wiki_builder.models.resolve import resolve
-    from wiki_builder.tasks import for_bridge
-    from wiki_builder.tasks.family import MIN_GAP, score_task
+    from wiki_builder.tasks.prompts import for_bridge
+    from wiki_builder.tasks.score import MIN_GAP, score_task
 
     bridge = load_model(resolve("toy-neox"), device="cpu").bridge
     score = score_task(bridge, for_bridge("greater_than", bridge, n=32, seed=0), ["mean"])

@@ -8,11 +8,14 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .models.resolve import ModelSpec
-from .scores.probe import ProbeConfig
+from . import executors
+from .executors import Job, Outcome
 from .faults import crash_point
+from .models.resolve import ModelSpec
+from .scores.base import BuildOptions, RunContext
+from .scores.probe import ProbeConfig
 from .store import (ModelRecord, append_run, insert_run, read_record, remove_stale_temporaries, score_files, sync_model,
                     synced_builds, write_record)
 from .workspace import Workspace
@@ -57,11 +60,6 @@ def git_revision() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def family_of(info: dict[str, Any]) -> str:
-    arch = info.get("architecture", "")
-    return {"GPT2LMHeadModel": "gpt2", "GPTNeoXForCausalLM": "neox", "LlamaForCausalLM": "llama"}.get(arch, arch.replace("ForCausalLM", "").lower() or "unknown")
-
-
 def model_description(spec: ModelSpec, location: str) -> str:
     card = Path(location) / "MODEL_CARD.md"
     if spec.source in ("embedded", "local") and card.is_file():
@@ -70,24 +68,25 @@ def model_description(spec: ModelSpec, location: str) -> str:
     return ""
 
 
-def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, seed: int, family_ids: list[str],
-                on_metric=None, options: dict[str, Any] | None = None) -> ModelRecord:
+def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: list[str], ctx: RunContext,
+                on_metric: Callable[[str], None] | None = None) -> ModelRecord:
     """Load one model and compute the given score families; returns the record (nothing is written)."""
+    import dataclasses
     import json
 
     import torch
 
+    from .families import registry
     from .models.load import load_model
-    from .scores import registry
-    from .scores.runner import RunContext, compute_scores
+    from .models.registry import model_family
+    from .scores.runner import compute_scores
 
-    torch.manual_seed(seed)
+    torch.manual_seed(ctx.seed)
     loaded = load_model(spec, device=device, dtype=dtype, work_dir=ws.data)
-    options = dict(options or {})
-    if loaded.dtype == "mixed-bf16":
-        options.setdefault("forward_dtype", "bfloat16")
-    ctx = RunContext(seed=seed, options=options)
-    result = compute_scores(loaded.bridge, family_ids, ProbeConfig(seed=seed), on_metric=on_metric, ctx=ctx)
+    if loaded.dtype == "mixed-bf16" and ctx.forward_dtype is None:
+        ctx = dataclasses.replace(ctx, forward_dtype="bfloat16")
+    result = compute_scores(loaded.bridge, _in_order(todo),
+                            ProbeConfig(seed=ctx.seed), on_metric=on_metric, ctx=ctx)
     families = registry()
     rows = []
     for oid, out in result.outputs.items():
@@ -99,12 +98,12 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, seed: i
                 detail = out.details.get((layer, head))
                 rows.append({"model": spec.name, "layer": layer, "head": head, "metric": oid, "value": float(out.values[layer, head]),
                              "metric_version": version, "detail": json.dumps(detail, default=str) if detail else None})
-    model_row = {"model": spec.name, **loaded.info, "family": family_of(loaded.info), "source": spec.source,
-                 "location": spec.location, "description": model_description(spec, spec.location)}
+    model_row = {"model": spec.name, **loaded.info, "family": model_family(loaded.info.get("architecture", "")),
+                 "source": spec.source, "location": spec.location, "description": model_description(spec, spec.location)}
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
     common = {"model": spec.name, "transformer_lens_version": _version("transformer-lens"), "torch_version": _version("torch"),
               "builder_version": _version("head-wiki"), "git_revision": git_revision(), "device": loaded.device,
-              "dtype": dtype, "seed": seed, "built_at": now}
+              "dtype": dtype, "seed": ctx.seed, "built_at": now}
     provenance = [
         {**common, "metric": oid, "family": result.family_of[oid], "metric_version": families[result.family_of[oid]].version,
          "seconds": result.seconds.get(result.family_of[oid], 0.0), "status": "ok" if out.applicable else "not_applicable",
@@ -115,10 +114,17 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, seed: i
     return ModelRecord(model=model_row, rows=rows, provenance=provenance, examples=result.examples)
 
 
-def families_done(record: ModelRecord | None, seed: int, dtype: str, options: dict[str, Any] | None = None) -> set[str]:
+def _in_order(ids: list[str]) -> list[Any]:
+    """The families with these ids, in the order given (the order they run and their examples are listed in)."""
+    from .families import get
+
+    return [get(i) for i in ids]
+
+
+def families_done(record: ModelRecord | None, seed: int, dtype: str, options: BuildOptions | None = None) -> set[str]:
     """Families whose every output is stored at the current version, for this seed, dtype and
     the options that change the family's numbers."""
-    from .scores import registry
+    from .families import registry
 
     if record is None:
         return set()
@@ -128,8 +134,8 @@ def families_done(record: ModelRecord | None, seed: int, dtype: str, options: di
         rows = [stored.get((oid, fam.version, seed, dtype)) for oid in fam.output_ids]
         if any(r is None for r in rows):
             continue
-        if fam.options is not None:
-            want = fam.options(options or {})
+        want = fam.options_used(options or BuildOptions())
+        if want is not None:
             if any((r.get("setup") or {}).get("options") != want for r in rows):
                 continue
         done.add(fid)
@@ -144,7 +150,7 @@ def merge(old: ModelRecord | None, new: ModelRecord, recomputed: set[str]) -> Mo
     kept_rows = [r for r in old.rows if fam_of.get(r["metric"], r["metric"]) not in recomputed]
     kept_prov = [p for p in old.provenance if p.get("family", p["metric"]) not in recomputed]
     return ModelRecord(model=new.model, rows=kept_rows + new.rows, provenance=kept_prov + new.provenance,
-                       extras={**old.extras, **new.extras}, examples=new.examples or old.examples)
+                       examples=new.examples or old.examples)
 
 
 def existing_record(ws: Workspace, spec: ModelSpec, store: str | None = None) -> ModelRecord | None:
@@ -173,21 +179,24 @@ def resync_database(ws: Workspace, store: str | None = None) -> int:
     return fixed
 
 
-def score_and_store(spec: ModelSpec, ws: Workspace, store: str | None, device: str, dtype: str, seed: int,
-                    todo: list[str], options: dict[str, Any] | None = None, on_metric=None) -> dict[str, Any]:
+def score_and_store(job: Job, on_metric: Callable[[str], None] | None, *, root: Path, store: str | None, device: str,
+                    dtype: str, ctx: RunContext) -> dict[str, Any]:
     """Compute the missing families of one model and write its Parquet file (merged with what was stored).
 
-    The unit of work of every executor: the local loop calls it in-process, a Ray task on a worker.
+    The unit of work of every executor (bound with functools.partial): the local one calls it in-process,
+    the Ray one on a worker.
     """
-    new = score_model(spec, ws, device, dtype, seed, todo, on_metric=on_metric, options=options)
-    record = merge(existing_record(ws, spec, store), new, set(todo))
+    ws = Workspace(Path(root))
+    spec = job.spec
+    new = score_model(spec, ws, device, dtype, list(job.todo), ctx, on_metric=on_metric)
+    record = merge(existing_record(ws, spec, store), new, set(job.todo))
     crash_point("before_write", spec.name)
     path = write_record(ws.data, spec.slug, record, store)
     return {"path": str(path), "device": new.provenance[0]["device"] if new.provenance else device}
 
 
 def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dtype: str = "float32", seed: int = 0,
-                 metric_ids: list[str] | None = None, console: Any = None, options: dict[str, Any] | None = None,
+                 metric_ids: list[str] | None = None, console: Any = None, options: BuildOptions | None = None,
                  force: bool = False, store: str | None = None, executor: str = "local",
                  ray_address: str | None = None) -> BuildReport:
     """Score each model, writing its Parquet file and updating the database as results arrive.
@@ -196,14 +205,15 @@ def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dt
     unless ``force``. One model failing is recorded in the runs log and the build goes on.
     ``executor="ray"`` fans the models out to a Ray cluster, one task per model.
     """
+    import functools
     import uuid
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .scores import registry
-
+    from .families import registry
     from .models.load import resolve_dtype
 
+    options = options or BuildOptions()
     dtype = resolve_dtype(dtype, device)  # "auto" becomes float32 on CPU, mixed-bf16 on GPU; stored as such
     remove_stale_temporaries(ws.data, store)
     check_score_files(ws, store)
@@ -212,59 +222,56 @@ def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dt
     run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     revision = git_revision()
     report = BuildReport()
-    plans = []
+    jobs = []
     for spec in specs:
         old = existing_record(ws, spec, store)
-        todo = [f for f in wanted if force or f not in families_done(old, seed, dtype, options)]
-        plans.append((spec, todo))
+        jobs.append(Job(spec, tuple(f for f in wanted if force or f not in families_done(old, seed, dtype, options))))
+    work = functools.partial(score_and_store, root=ws.root, store=store, device=device, dtype=dtype,
+                             ctx=RunContext(seed=seed, options=options))
+    runs: dict[str, dict[str, Any]] = {}
 
-    def new_run(spec: ModelSpec) -> dict[str, Any]:
-        return {"run_id": run_id, "model": spec.name, "device": device, "dtype": dtype, "seed": seed, "git_revision": revision,
-                "started_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
-
-    def finish(spec: ModelSpec, run: dict[str, Any], seconds: float, todo: list[str], result: dict[str, Any] | None,
-               error: BaseException | str | None, error_type: str | None = None) -> None:
+    def finish(job: Job, outcome: Outcome) -> None:
         """Record one model's outcome: sync its file into the database, log the run."""
-        if error is None and result is not None:
+        spec, run = job.spec, runs.pop(job.spec.name)
+        error, etype = (outcome.error, outcome.error_type) if not outcome.ok else ("", "")
+        if outcome.ok and job.todo:
             try:
                 crash_point("before_db", spec.name)
-                sync_model(ws.data, read_record(result["path"]))
+                sync_model(ws.data, read_record(outcome.result["path"]))
             except Exception as exc:  # a file we cannot read back counts as a failure of that model
-                error = exc
-        if error is not None:
-            etype = error_type or (type(error).__name__ if isinstance(error, BaseException) else "RemoteError")
-            run.update(status="failed", error=str(error), error_type=etype)
-            report.outcomes.append(ModelOutcome(spec.name, False, seconds, error=f"{etype}: {error}"))
-        elif not todo:
+                error, etype = str(exc), type(exc).__name__
+        if error or etype:
+            run.update(status="failed", error=error, error_type=etype)
+            report.outcomes.append(ModelOutcome(spec.name, False, outcome.seconds, error=f"{etype}: {error}"))
+        elif not job.todo:
             run.update(status="skipped", families="all stored already (use --force to recompute)")
             report.outcomes.append(ModelOutcome(spec.name, True, 0.0, skipped=True))
         else:
-            run.update(status="ok", families=",".join(todo), device=result.get("device", device))
-            report.outcomes.append(ModelOutcome(spec.name, True, seconds, path=Path(result["path"]) if "://" not in result["path"] else None))
-        run["seconds"] = round(seconds, 3)
+            path = outcome.result["path"]
+            run.update(status="ok", families=",".join(job.todo), device=outcome.result.get("device", device))
+            report.outcomes.append(ModelOutcome(spec.name, True, outcome.seconds, path=Path(path) if "://" not in path else None))
+        run["seconds"] = round(outcome.seconds, 3)
         append_run(ws.data, run)
         insert_run(ws.data, run)
         crash_point("after_model", spec.name)
+        progress.update(bar, completed=len(report.outcomes) * len(wanted))
 
+    def start(job: Job) -> None:
+        runs[job.spec.name] = {"run_id": run_id, "model": job.spec.name, "device": device, "dtype": dtype, "seed": seed,
+                               "git_revision": revision,
+                               "started_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
+        progress.update(bar, description=f"scoring [bold]{job.spec.name}[/]")
+        progress.advance(bar, len(wanted) - len(job.todo))
+
+    if executor == "ray":
+        from .executors.ray import resources_for
+
+        runner = executors.get("ray", address=ray_address, console=console, shared_store=store is not None,
+                               resources=lambda job, cluster: resources_for(job.spec, ws.data, device, dtype, cluster))
+    else:
+        runner = executors.get(executor)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task("scoring", total=len(specs) * len(wanted))
-        if executor == "ray":
-            from .executors.ray_executor import run_on_ray
-
-            run_on_ray(plans, ws, store, device, dtype, seed, options, ray_address, wanted, progress, bar, new_run, finish)
-        else:
-            for spec, todo in plans:
-                progress.update(bar, description=f"scoring [bold]{spec.name}[/]")
-                progress.advance(bar, len(wanted) - len(todo))
-                run, start = new_run(spec), time.perf_counter()
-                result, error = None, None
-                if todo:
-                    try:
-                        result = score_and_store(spec, ws, store, device, dtype, seed, todo, options,
-                                                 on_metric=lambda mid: progress.advance(bar))
-                    except Exception as exc:  # one model failing must not stop the others
-                        error = exc
-                finish(spec, run, time.perf_counter() - start, todo, result, error)
-                progress.update(bar, completed=sum(len(wanted) for _ in report.outcomes))
+        runner.run(jobs, work, on_start=start, on_family=lambda fid: progress.advance(bar), on_done=finish)
     return report

@@ -64,6 +64,8 @@ def build(
         fail(f"Unknown --dtype '{dtype}'. Use one of: {', '.join(DTYPES)}.")
     if not (device in ("auto", "cpu", "mps") or device.startswith("cuda")):
         fail(f"Unknown --device '{device}'. Use auto, cpu, cuda, cuda:N or mps.")
+    from .scores.base import BuildOptions
+
     kinds = {k.strip() for k in ablation.split(",") if k.strip()}
     if not kinds or kinds - {"mean", "resample", "zero"}:
         fail(f"Unknown --ablation '{ablation}'. Use a comma-separated subset of mean, resample, zero.")
@@ -71,7 +73,7 @@ def build(
         fail(f"Unknown --method '{method}'. Use exact or attribution.")
     if task_prompts < 2:
         fail("--task-prompts must be at least 2.")
-    options = {"ablation": sorted(kinds), "method": method, "task_prompts": task_prompts}
+    options = BuildOptions(ablation=tuple(kinds), method=method, task_prompts=task_prompts)
     if executor not in ("local", "ray"):
         fail(f"Unknown --executor '{executor}'. Use local or ray.")
     if executor == "ray":
@@ -103,7 +105,7 @@ def build(
             specs = resolve_many(models if models is not None else default_models())
     except (ModelNotFound, ModelLoadError) as exc:
         fail(str(exc))
-    from .scores import registry
+    from .families import registry
 
     metric_ids = None
     if metrics:
@@ -217,7 +219,7 @@ def list_models(
     from .models.registry import registry_entries, select
     from .models.render_sizes import gib, human_params
     from .models.resolve import STORIES, embedded_models, official_names, stories_dir
-    from .status import model_status
+    from .store.status import model_status
     from .workspace import open_workspace
 
     ws = open_workspace(root, create=False)
@@ -305,7 +307,7 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the numbers to this JSON file."),
 ) -> None:
     """Time the full task-ablation suite against the naive per-head loop on random-init models of gpt2-small and gpt2-medium shape."""
-    from .bench import run_bench
+    from .benchmarks.ablation import run_bench
     from .models.load import ModelLoadError
 
     try:
@@ -328,7 +330,7 @@ def bench_batch(
     task_prompts: int = typer.Option(32, "--task-prompts", help="Prompts per task, as in wiki build (fewer for a quick CPU run)."),
 ) -> None:
     """Seconds per model for the whole batch job, and the share of the device's peak throughput it uses."""
-    from .bench import SHAPES
+    from .benchmarks.ablation import SHAPES
     from .models.load import DTYPES, ModelLoadError, pick_device
 
     wanted = [s.strip() for s in shapes.split(",") if s.strip()]
@@ -341,7 +343,7 @@ def bench_batch(
         pick_device(device)
     except ModelLoadError as exc:
         fail(str(exc))
-    from .batch_bench import run_batch_bench
+    from .benchmarks.batch import run_batch_bench
 
     run_batch_bench(wanted, device, dtype, seed, console, task_prompts=task_prompts)
 
@@ -357,7 +359,7 @@ def site_bench_cmd(
 ) -> None:
     """Benchmark the site at scale: a synthetic score database of ~70 real model shapes (10,000+ heads),
     then a full build, a rebuild with nothing changed, and adding one model; prints times and page sizes."""
-    from .site_bench import run
+    from .benchmarks.site import run
 
     res = run(root, n_models, keep=keep, mkdocs=mkdocs, parquet=parquet, reuse=reuse,
               out=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))

@@ -85,7 +85,7 @@ def synthetic_wiki(tmp_path_factory, n_models: int = 3) -> Path:
     key = f"synthetic-{n_models}"
     if key not in _CACHE:
         from wiki_builder.site.render import build_site, render_markdown
-        from wiki_builder.site_bench import make_database
+        from wiki_builder.benchmarks.site import make_database
         from wiki_builder.workspace import open_workspace
 
         root = tmp_path_factory.mktemp("synthetic")

@@ -74,7 +74,8 @@ def _architectures() -> dict[str, str]:
     return {m["model_id"]: m.get("architecture_id", "") for m in data.get("models", [])}
 
 
-def _family(official: str, arch: str) -> str:
+def model_family(arch: str, official: str = "") -> str:
+    """A model's family ("gpt2", "gpt-neox", "llama", ...) from its architecture, else from its hub id."""
     if arch in FAMILY_OF_ARCH:
         return FAMILY_OF_ARCH[arch]
     if arch:
@@ -145,7 +146,7 @@ def registry_entries() -> list[RegistryEntry]:
     for official in names:
         n, source = size_of(official)
         arch = archs.get(official, "")
-        out.append(RegistryEntry(official, display_name(official), _family(official, arch), arch, n, source))
+        out.append(RegistryEntry(official, display_name(official), model_family(arch, official), arch, n, source))
     return sorted(out, key=lambda e: (e.n_params != e.n_params, e.n_params, e.name))
 
 

@@ -14,17 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import registry
-from .base import Metric, MetricOutput
+from .base import AttentionMetric, Metric, MetricOutput, RunContext
 from .probe import Probe, ProbeConfig, build_probe
-
-
-@dataclass
-class RunContext:
-    """What every family may need besides the model: the seed and user options."""
-
-    seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,7 +90,7 @@ def example_prompts(bridge: Any, families: list[Metric], seed: int) -> dict[str,
     probe = build_probe(bridge, ProbeConfig(batch=1, t_min=EXAMPLE_PERIOD, t_max=EXAMPLE_PERIOD, seed=seed))
     prompts = {"repeated random tokens": probe.tokens[0].tolist()}
     for m in families:
-        if m.example is not None:
+        if m.kind == "task":
             ids = m.example(bridge)
             if ids:
                 prompts[m.title] = list(ids)
@@ -119,14 +110,13 @@ def check_finite(output_id: str, out: MetricOutput) -> None:
 
 def compute_scores(
     bridge: Any,
-    metric_ids: list[str] | None = None,
+    families: list[Metric],
     probe_config: ProbeConfig | None = None,
     on_metric: Callable[[str], None] | None = None,
     ctx: RunContext | None = None,
 ) -> ScoreResult:
-    """Score every head of a model for the chosen families (all by default)."""
-    metrics = registry()
-    chosen = [metrics[m] for m in (metric_ids or list(metrics))]
+    """Score every head of a model for these families (see :func:`wiki_builder.families.select`)."""
+    chosen = list(families)
     ctx = ctx or RunContext(seed=(probe_config.seed if probe_config else 0))
     result = ScoreResult(outputs={}, seconds={})
 
@@ -136,7 +126,7 @@ def compute_scores(
         missing = set(m.output_ids) - set(outs)
         if missing:
             raise RuntimeError(f"Metric family '{m.id}' did not return {sorted(missing)}.")
-        used = m.options(ctx.options) if m.options else None
+        used = m.options_used(ctx.options)
         for oid, out in outs.items():
             out.setup.setdefault("compute_dtype", compute_dtype(bridge, m))
             if used is not None:
@@ -152,12 +142,12 @@ def compute_scores(
     for m in chosen:
         if m.kind == "weights":
             run_family(m)
-    forward = ctx.options.get("forward_dtype")
+    forward = ctx.forward_dtype
     if forward:
         import torch
 
         bridge.to(getattr(torch, forward))
-    attention = [m for m in chosen if m.kind == "attention"]
+    attention = [m for m in chosen if isinstance(m, AttentionMetric)]
     if attention:
         start = time.perf_counter()
         probe = build_probe(bridge, probe_config or ProbeConfig(seed=ctx.seed))
@@ -178,6 +168,6 @@ def compute_scores(
             run_family(m)
     for oid, out in result.outputs.items():
         check_finite(oid, out)
-    if ctx.options.get("examples", True):
+    if ctx.examples:
         result.examples = capture_examples(bridge, example_prompts(bridge, chosen, ctx.seed))
     return result

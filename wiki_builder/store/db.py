@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS scores (model VARCHAR, layer INTEGER, head INTEGER, m
 CREATE TABLE IF NOT EXISTS provenance ({', '.join(f'{k} {v}' for k, v in PROVENANCE_COLUMNS.items())});
 CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{k} {v}' for k, v in RUN_COLUMNS.items())});
 CREATE TABLE IF NOT EXISTS attention_examples (model VARCHAR, example VARCHAR, layer INTEGER, head INTEGER, tokens VARCHAR[], pattern FLOAT[]);
-CREATE TABLE IF NOT EXISTS metrics (metric VARCHAR PRIMARY KEY, family VARCHAR, version VARCHAR, title VARCHAR, kind VARCHAR, description VARCHAR, formula VARCHAR, reference VARCHAR, details VARCHAR);
+CREATE TABLE IF NOT EXISTS metrics (metric VARCHAR PRIMARY KEY, family VARCHAR, version VARCHAR, title VARCHAR, kind VARCHAR, description VARCHAR, formula VARCHAR, reference VARCHAR, details VARCHAR, detail_fields VARCHAR);
 """
 
 
@@ -75,16 +75,21 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _refresh_metrics(con: duckdb.DuckDBPyConnection) -> None:
-    from ..scores import outputs
+    from ..families import outputs
 
+    from ..scores.base import fields_to_json
+
+    con.execute("ALTER TABLE metrics ADD COLUMN IF NOT EXISTS detail_fields VARCHAR")  # databases made before it existed
     con.execute("DELETE FROM metrics")
     for oid, (m, title) in outputs().items():
-        con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [oid, m.id, m.version, title, m.kind, m.description, m.formula, m.reference, m.details])
+        con.execute("INSERT INTO metrics (metric, family, version, title, kind, description, formula, reference, details, detail_fields) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [oid, m.id, m.version, title, m.kind, m.description, m.formula,
+                                                              m.reference, m.details, json.dumps(fields_to_json(m.detail_fields))])
 
 
 def _refresh_view(con: duckdb.DuckDBPyConnection) -> None:
     """``head_scores``: one row per head, one column per metric present in ``scores``."""
-    from ..scores import outputs
+    from ..families import outputs
 
     present = [r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY metric").fetchall()]
     known = outputs()

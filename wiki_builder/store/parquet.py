@@ -42,7 +42,6 @@ class ModelRecord:
     model: dict[str, Any]  # one row of the `models` table
     rows: list[dict[str, Any]]  # rows of the `scores` table
     provenance: list[dict[str, Any]] = field(default_factory=list)  # one row per metric
-    extras: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping with the model
     examples: list[dict[str, Any]] = field(default_factory=list)  # {"example", "tokens", "patterns" [L,H,Q,Q]}
 
 
@@ -103,7 +102,7 @@ def write_record(data_dir: Path, slug: str, record: ModelRecord, store: str | No
     table = pa.Table.from_pylist(record.rows, schema=SCORE_SCHEMA)
     examples = [{"example": e["example"], "tokens": e["tokens"], "patterns": np.round(np.asarray(e["patterns"], dtype=np.float64), 4).tolist()}
                 for e in record.examples]
-    meta = {"format": FORMAT_VERSION, "model": record.model, "provenance": record.provenance, "extras": record.extras, "examples": examples}
+    meta = {"format": FORMAT_VERSION, "model": record.model, "provenance": record.provenance, "examples": examples}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
     local = "://" not in loc
     try:
@@ -155,4 +154,4 @@ def read_record(path: str | Path) -> ModelRecord:
             f"Delete it and rebuild that model (`wiki build --models <model> --force`), then run `wiki db rebuild`."
         ) from exc
     return ModelRecord(model=meta["model"], rows=table.to_pylist(), provenance=meta.get("provenance", []),
-                       extras=meta.get("extras", {}), examples=meta.get("examples", []))
+                       examples=meta.get("examples", []))

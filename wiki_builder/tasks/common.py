@@ -27,9 +27,7 @@ from typing import Any
 
 import torch
 
-# Applicability: a model "does" a task when its clean accuracy is at least this far from
-# chance towards perfect: accuracy >= chance + ACCURACY_MARGIN * (1 - chance).
-ACCURACY_MARGIN = 0.4
+from .table import ACCURACY_MARGIN
 
 
 @dataclass

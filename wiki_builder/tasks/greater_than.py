@@ -70,7 +70,8 @@ def year_spelling(tokenizer) -> tuple[str, dict[str, int], dict[str, int], list[
     return best[0], centuries, best[1], best[2]
 
 
-def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024) -> Task:
+def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
+          d_vocab: int | None = None) -> Task:
     title = "Greater-than"
     form, centuries, years, pairs = year_spelling(tokenizer)
     nouns = usable(tokenizer, L.GREATER_THAN_NOUNS)

@@ -40,7 +40,8 @@ def _fill(template: str, a: str, b: str, s: str, place: str, obj: str, verb: str
     return natural(body.format(A=a, B=b, S=s, PLACE=place, OBJECT=obj, VERB=verb))
 
 
-def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024) -> Task:
+def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
+          d_vocab: int | None = None) -> Task:
     names = usable(tokenizer, L.NAMES)
     places = usable(tokenizer, L.IOI_PLACES)
     objects = usable(tokenizer, L.IOI_OBJECTS)

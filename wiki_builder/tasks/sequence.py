@@ -52,7 +52,8 @@ def runs(members: list[str], cyclic: bool) -> list[list[str]]:
     return [members[s:s + K + 1] for s in range(m - K)]
 
 
-def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024) -> Task:
+def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
+          d_vocab: int | None = None) -> Task:
     title = "Sequence continuation"
     found = {name: usable(tokenizer, words) for name, words in SETS.items()}
     ok = {name: ids for name, ids in found.items() if len(ids) == len(SETS[name])}

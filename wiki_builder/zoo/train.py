@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from wiki_builder.ablation import TANH_GELUS
+from wiki_builder.tasks.engine import TANH_GELUS
 from wiki_builder.zoo import corpus as C
 from wiki_builder.zoo import evaluate as E
 from wiki_builder.zoo.tokenizer import build_tokenizer

@@ -10,8 +10,8 @@ For a task ``t`` the outputs are (``k`` in mean, resample and, on request, zero)
   clean run by definition);
 * ``t_dla``: the head's direct logit attribution on the metric's logit direction (logits).
 
-``M`` is the task metric averaged over the prompts. Zero ablation (``ctx.options["ablation"]``
-containing "zero") sets the head's ``z`` to 0 at every position. ``ctx.options["method"]`` is
+``M`` is the task metric averaged over the prompts. Zero ablation (``BuildOptions.ablation``
+containing "zero") sets the head's ``z`` to 0 at every position. ``BuildOptions.method`` is
 "exact" (default) or "attribution" (gradient estimate of the ablation outputs; exact numbers are
 then computed for a sample of heads only, to report the correlation).
 """
@@ -22,13 +22,15 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..scores.base import MetricOutput
-from . import DEFAULT_PROMPTS, for_bridge
-from .common import ACCURACY_MARGIN, Task
+from ..scores.base import METHODS, MetricOutput, not_applicable
+from .table import ACCURACY_MARGIN
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .common import Task
 
 SUFFIXES: dict[str, str] = {
     "mean_ablation": "mean ablation, fraction of the metric lost",
@@ -39,7 +41,6 @@ SUFFIXES: dict[str, str] = {
     "zero_ablation_kl": "zero ablation, KL to clean as a fraction of the corrupted KL",
     "dla": "direct logit attribution (logits)",
 }
-METHODS = ("exact", "attribution")
 SAMPLE_PER_LAYER = 2  # heads per layer checked exactly under method="attribution"
 MIN_GAP = 1e-4  # clean minus corrupted metric below this: the fractions would divide by ~0
 # ... and below this share of |M_clean| they would be mostly noise: an earlier toy-gpt2's greater-than (clean 0.364,
@@ -61,16 +62,6 @@ DEFINITIONS = {
 
 def output_titles(task: str, title: str) -> dict[str, str]:
     return {f"{task}_{suffix}": f"{title}: {text}" for suffix, text in SUFFIXES.items()}
-
-
-def requested_kinds(options: dict[str, Any]) -> list[str]:
-    raw = options.get("ablation") or ()
-    items = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else [str(s) for s in raw]
-    return ["mean", "resample"] + (["zero"] if "zero" in items else [])
-
-
-def not_applicable(shape: tuple[int, int], reason: str, setup: dict[str, Any]) -> MetricOutput:
-    return MetricOutput(values=np.full(shape, np.nan), setup=setup, applicable=False, reason=reason)
 
 
 def _r(x: Any, digits: int = 6) -> Any:
@@ -100,14 +91,13 @@ class TaskScore:
     outputs: dict[str, MetricOutput]
     setup: dict[str, Any] = field(default_factory=dict)
     runs: Any = None
-    exact: Any = None  # ablation.Sweep
-    estimates: dict[str, np.ndarray] = field(default_factory=dict)  # attribution: estimated M_abl - M_clean
+    exact: Any = None  # engine.Sweep
 
 
 def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact", force: bool = False,
                budget_bytes: int | None = None, seed: int = 0) -> TaskScore:
     """Every head's outputs for one task. ``force`` skips the does-the-model-do-it check (for ``wiki bench``)."""
-    from .. import ablation as A
+    from . import engine as A
 
     if method not in METHODS:
         raise ValueError(f"Unknown method '{method}'. Use one of {', '.join(METHODS)}.")
@@ -173,38 +163,4 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
             outputs[kid] = not_applicable(shape, "method=attribution: KL(clean || ablated) has no first-order term at the clean run, "
                                                  "so attribution patching gives no estimate", setup)
     outputs[f"{task.name}_dla"] = MetricOutput(values=dla, setup=setup)
-    return TaskScore(outputs, setup, runs=runs, exact=sweep, estimates=estimates)
-
-
-def options_used(opts: dict[str, Any]) -> dict[str, Any]:
-    """The options that change a task family's numbers (stored with them; see Metric.options)."""
-    return {"ablation": requested_kinds(opts), "method": str(opts.get("method", "exact")),
-            "task_prompts": int(opts.get("task_prompts", DEFAULT_PROMPTS))}
-
-
-def compute_for(task_name: str) -> Callable[[Any, Any], dict[str, MetricOutput]]:
-    """The ``compute(bridge, ctx)`` of a task family."""
-
-    def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
-        opts = dict(getattr(ctx, "options", {}) or {})
-        n = int(opts.get("task_prompts", DEFAULT_PROMPTS))
-        budget = opts.get("memory_gb")
-        from ..ablation import memory_budget
-
-        task = for_bridge(task_name, bridge, n=n, seed=ctx.seed)
-        score = score_task(bridge, task, requested_kinds(opts), method=str(opts.get("method", "exact")),
-                           force=bool(opts.get("force_tasks")),
-                           budget_bytes=memory_budget(bridge.cfg.device, budget) if budget else None, seed=ctx.seed)
-        return score.outputs
-
-    return compute
-
-
-def example_for(task_name: str) -> Callable[[Any], list[int] | None]:
-    """One clean prompt (token ids, BOS included) for the head pages, or None."""
-
-    def example(bridge: Any) -> list[int] | None:
-        extra = {"period": 8} if task_name == "induction_task" else {}  # short, like the probe's example
-        return for_bridge(task_name, bridge, n=1, seed=0, **extra).example()
-
-    return example
+    return TaskScore(outputs, setup, runs=runs, exact=sweep)

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _ov
-from .base import Metric, MetricOutput
+from . import ov as _ov
+from ..base import FLAG, NUMBERS, TEXT, TOKEN, MetricOutput, WeightsMetric, rows
 
 # The reference's sets, from wiki_builder.lexicon (its "digits" 0..9 repeat numbers 1..9 and are not used).
 SETS = ("numbers", "number_words", "ordinals", "days", "months", "day_prefixes", "month_prefixes", "letters")
@@ -124,11 +124,11 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
     return {"successor": MetricOutput(values=values, details=details, setup=setup)}
 
 
-METRIC = Metric(
+METRIC = WeightsMetric(
+    detail_fields={"per_set": NUMBERS, "examples": rows(input=TOKEN, set=TEXT, top=TOKEN, correct=FLAG)},
     id="successor",
     version="1",
     title="Successor (OV)",
-    kind="weights",
     compute=compute,
     description=(
         "Whether a head's OV circuit increments ordinal tokens: attending to ' Monday' it promotes ' Tuesday', "

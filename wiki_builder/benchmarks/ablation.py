@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..tasks.table import TASKS
+
 SHAPES: dict[str, dict[str, int]] = {
     "gpt2-small": {},  # GPT2Config defaults: 12 layers, 12 heads, d_model 768
     "gpt2-medium": {"n_embd": 1024, "n_layer": 24, "n_head": 16},
@@ -40,7 +42,6 @@ SHAPES: dict[str, dict[str, int]] = {
 }
 VOCAB_SIZE = 50257
 TOLERANCE = {"cpu": 1e-4, "cuda": 1e-3}
-TASKS = ("ioi", "greater_than", "sequence", "induction_task")
 KINDS = ("mean", "resample")
 
 
@@ -49,7 +50,7 @@ def synthetic_tokenizer(directory: Path, size: int = VOCAB_SIZE):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from . import lexicon as L
+    from .. import lexicon as L
 
     words: list[str] = []
     for group in (L.NAMES, L.IOI_PLACES, L.IOI_OBJECTS, L.IOI_VERBS, L.GREATER_THAN_NOUNS, L.DIGITS, L.NUMBERS, L.TWO_DIGIT,
@@ -192,18 +193,19 @@ def bench_shape(shape: str, device: str, seed: int, n_prompts: int, tokenizer: A
                 console: Any) -> dict[str, Any]:
     import torch
 
-    from . import ablation as A
-    from .tasks import build_task
-    from .tasks.common import bos_id
-    from .tasks.family import score_task
+    from ..tasks import engine as A
+    from ..tasks.common import bos_id
+    from ..tasks.prompts import build_task
+    from ..tasks.score import score_task
 
     t0 = time.perf_counter()
     bridge = random_bridge(shape, device, seed, tokenizer)
     n_layers, n_heads = int(bridge.cfg.n_layers), int(bridge.cfg.n_heads)
     console.print(f"[bold]{shape}[/]: {n_layers} layers x {n_heads} heads, d_model {bridge.cfg.d_model}, vocab {bridge.cfg.d_vocab} "
                   f"(random init, booted in {time.perf_counter() - t0:.1f}s)", highlight=False)
-    tasks = [build_task(name, bridge.tokenizer, n=n_prompts, seed=seed, bos=bos_id(bridge), n_ctx=int(bridge.cfg.n_ctx),
-                        d_vocab=int(bridge.cfg.d_vocab), **({"period": 8} if name == "induction_task" else {})) for name in TASKS]
+    # every task of the table, with its short example's builder options (the induction task's period 8)
+    tasks = [build_task(t.name, bridge.tokenizer, n=n_prompts, seed=seed, bos=bos_id(bridge), n_ctx=int(bridge.cfg.n_ctx),
+                        d_vocab=int(bridge.cfg.d_vocab), **t.example) for t in TASKS]
     missing = [t.name for t in tasks if not t.applicable_prompts]
     if missing:
         raise RuntimeError(f"The synthetic tokenizer could not express {missing}: {[t.reason for t in tasks if not t.applicable_prompts]}")
@@ -268,7 +270,7 @@ def run_bench(shapes: list[str], device: str, seed: int, n_prompts: int, console
     """Time the full suite against the naive per-head loop for each shape; returns the numbers it printed."""
     import torch
 
-    from .models.load import pick_device
+    from ..models.load import pick_device
 
     unknown = [s for s in shapes if s not in SHAPES]
     if unknown:
@@ -277,7 +279,7 @@ def run_bench(shapes: list[str], device: str, seed: int, n_prompts: int, console
     if threads > 0:
         torch.set_num_threads(threads)
     console.print(f"wiki bench: device {dev}, {torch.get_num_threads()} CPU thread(s), {n_prompts} prompt(s) per task, tasks "
-                  f"{', '.join(TASKS)}, ablations {', '.join(KINDS)} (metric + KL), plus attribution patching and DLA", highlight=False)
+                  f"{', '.join(t.name for t in TASKS)}, ablations {', '.join(KINDS)} (metric + KL), plus attribution patching and DLA", highlight=False)
     results = []
     with tempfile.TemporaryDirectory(prefix="wiki-bench-") as tmp:
         tokenizer = synthetic_tokenizer(Path(tmp) / "tokenizer")

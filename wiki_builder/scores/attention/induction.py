@@ -1,13 +1,12 @@
 """Induction score: the induction stripe, as in Olsson et al. (2022) and Nanda's mosaic."""
 
-from .base import Metric
-from .probe import stripe_mean
+from ..base import AttentionMetric
+from ..probe import stripe_mean
 
-METRIC = Metric(
+METRIC = AttentionMetric(
     id="induction",
     version="1",
     title="Induction (stripe)",
-    kind="attention",
     compute=lambda pattern, probe: stripe_mean(pattern, probe, "induction"),
     description=(
         "How much a head attends from a token in a repeated sequence to the token that came right "

@@ -1,13 +1,12 @@
 """Previous-token score: mean attention from each token to the one before it."""
 
-from .base import Metric
-from .probe import stripe_mean
+from ..base import AttentionMetric
+from ..probe import stripe_mean
 
-METRIC = Metric(
+METRIC = AttentionMetric(
     id="prev_token",
     version="1",
     title="Previous token",
-    kind="attention",
     compute=lambda pattern, probe: stripe_mean(pattern, probe, "previous"),
     description=(
         "How much a head attends from each token to the token immediately before it. Previous-token "

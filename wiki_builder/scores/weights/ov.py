@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import base
+
 SPM_SPACE = "\u2581"  # SentencePiece's word-boundary marker
 
 
@@ -44,8 +46,8 @@ def no_grad():
 
 
 def lexicon() -> Any:
-    """``wiki_builder.lexicon``, imported lazily (it is written alongside these families)."""
-    from .. import lexicon as lex
+    """The word lists (names, ordinal sets, filler words) the weight scores read."""
+    from ... import lexicon as lex
 
     return lex
 
@@ -135,7 +137,7 @@ def ordinary_inputs(bridge: Any, n: int = 5) -> list[int]:
             break
         chosen.append(i)
     if len(chosen) < n:
-        from .probe import token_pool
+        from ..probe import token_pool
 
         try:
             pool = token_pool(tok, int(bridge.cfg.d_vocab)).tolist()
@@ -252,7 +254,4 @@ def unembed_weights(bridge: Any) -> tuple[Any, Any]:
 
 
 def not_applicable(bridge: Any, reason: str, setup: dict[str, Any]) -> Any:
-    from .base import MetricOutput
-
-    shape = (int(bridge.cfg.n_layers), int(bridge.cfg.n_heads))
-    return MetricOutput(values=np.full(shape, np.nan), setup=setup, applicable=False, reason=reason)
+    return base.not_applicable((int(bridge.cfg.n_layers), int(bridge.cfg.n_heads)), reason, setup)

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _ov
-from .base import Metric, MetricOutput
+from . import ov as _ov
+from ..base import NUMBER, TOKEN, TOKEN_SCORES, MetricOutput, WeightsMetric, rows
 
 TOP_K = 5
 N_INPUTS = 5
@@ -105,11 +105,11 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
     return {"ov_copying": MetricOutput(values=values, details=details, setup=setup)}
 
 
-METRIC = Metric(
+METRIC = WeightsMetric(
+    detail_fields={"ov_only": NUMBER, "promotes": rows(input=TOKEN, top=TOKEN_SCORES)},
     id="ov_copying",
     version="1",
     title="OV copying (eigenvalues)",
-    kind="weights",
     compute=compute,
     description=(
         "Whether a head copies the tokens it attends to: the share of its full OV circuit "

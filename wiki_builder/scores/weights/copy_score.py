@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _ov
-from .base import Metric, MetricOutput
+from . import ov as _ov
+from ..base import COUNT, FLAG, TOKEN, TOKENS, MetricOutput, WeightsMetric, rows
 
 TOP_K = 5
 MIN_NAMES = 5
@@ -160,11 +160,11 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
     return {oid: MetricOutput(values=values[oid], details=details[oid], setup=setup) for oid in values}
 
 
-METRIC = Metric(
+METRIC = WeightsMetric(
+    detail_fields={"names_copied": COUNT, "names": COUNT, "examples": rows(name=TOKEN, copied=FLAG, top=TOKENS)},
     id="copy_score",
     version="1",
     title="Copy score",
-    kind="weights",
     compute=compute,
     outputs={"copy_score": "Copy score (names)", "negative_copy_score": "Negative copy score (names)"},
     description=(

@@ -1,13 +1,12 @@
 """Duplicate-token score: attention to the earlier occurrence of the same token."""
 
-from .base import Metric
-from .probe import stripe_mean
+from ..base import AttentionMetric
+from ..probe import stripe_mean
 
-METRIC = Metric(
+METRIC = AttentionMetric(
     id="duplicate_token",
     version="1",
     title="Duplicate token",
-    kind="attention",
     compute=lambda pattern, probe: stripe_mean(pattern, probe, "duplicate"),
     description=(
         "How much a head attends from a token to an earlier occurrence of the same token. Duplicate-token "

@@ -64,7 +64,7 @@ def make_model_dir(shape: str, root: Path, seed: int) -> Path:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from .bench import SHAPES, VOCAB_SIZE, synthetic_tokenizer
+    from .ablation import SHAPES, VOCAB_SIZE, synthetic_tokenizer
 
     out = root / f"random-{shape}"
     torch.manual_seed(seed)
@@ -79,10 +79,12 @@ def run_batch_bench(shapes: list[str], device: str, dtype: str, seed: int, conso
     from rich.table import Table
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .build import score_model
-    from .models.load import pick_device, resolve_dtype
-    from .models.resolve import ModelSpec
-    from .workspace import Workspace
+    from ..build import score_model
+    from ..families import registry
+    from ..scores.base import BuildOptions, RunContext
+    from ..models.load import pick_device, resolve_dtype
+    from ..models.resolve import ModelSpec
+    from ..workspace import Workspace
 
     dev = pick_device(device)
     policy = resolve_dtype(dtype, dev)
@@ -100,7 +102,8 @@ def run_batch_bench(shapes: list[str], device: str, dtype: str, seed: int, conso
             counter = FlopCounterMode(display=False)
             start = time.perf_counter()
             with counter:
-                record = score_model(spec, ws, dev, policy, seed, None, options={"force_tasks": True, "task_prompts": task_prompts})
+                record = score_model(spec, ws, dev, policy, list(registry()),
+                                     RunContext(seed=seed, options=BuildOptions(task_prompts=task_prompts), force_tasks=True))
             if dev.startswith("cuda"):
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start

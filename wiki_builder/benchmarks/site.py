@@ -98,7 +98,7 @@ def metric_catalogue() -> list[dict[str, Any]]:
     """Every registered metric output, plus the planned ones not registered yet."""
     out: dict[str, dict[str, Any]] = {}
     try:
-        from .scores import outputs
+        from ..families import outputs
 
         for oid, (m, title) in outputs().items():
             out[oid] = {"metric": oid, "family": m.id, "version": m.version, "title": title, "kind": m.kind,
@@ -215,7 +215,7 @@ def _model_rows(rng: np.random.Generator, spec: tuple, metrics: list[dict[str, A
 def _insert(con: Any, rec: dict[str, Any]) -> None:
     import pyarrow as pa
 
-    from .store.db import MODEL_COLUMNS, PROVENANCE_COLUMNS
+    from ..store.db import MODEL_COLUMNS, PROVENANCE_COLUMNS
 
     name = rec["model"]["model"]
     for table in ("models", "scores", "provenance", "attention_examples"):
@@ -259,8 +259,8 @@ def _refresh(con: Any, metrics: list[dict[str, Any]]) -> None:
 
 
 def _write_parquet(data_dir: Path, rec: dict[str, Any]) -> None:
-    from .models.resolve import slugify
-    from .store.parquet import ModelRecord, write_record
+    from ..models.resolve import slugify
+    from ..store.parquet import ModelRecord, write_record
 
     rows = [{"model": r[0], "layer": r[1], "head": r[2], "metric": r[3], "value": r[4], "metric_version": r[5], "detail": r[6]} for r in rec["scores"]]
     prov = [dict(p, setup=json.loads(p["setup"])) for p in rec["provenance"]]
@@ -271,7 +271,7 @@ def make_database(root: Path, n_models: int | None = None, seed: int = 0, parque
     """Write ``root/data/wiki.duckdb`` (and Parquet files) with synthetic scores for the model list."""
     import duckdb
 
-    from .store.db import SCHEMA, db_path
+    from ..store.db import SCHEMA, db_path
 
     data_dir = root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -300,7 +300,7 @@ def add_model(root: Path, spec: tuple = EXTRA_MODEL, seed: int = 1, parquet: boo
     """Add one model to an existing synthetic database (what `wiki build --models X` does to it)."""
     import duckdb
 
-    from .store.db import db_path
+    from ..store.db import db_path
 
     metrics = metric_catalogue()
     rec = _model_rows(np.random.default_rng(seed), spec, metrics, dt.datetime(2026, 1, 2).isoformat())
@@ -334,8 +334,8 @@ def _sizes(paths: list[Path]) -> dict[str, float]:
 
 def run(root: Path | None = None, n_models: int | None = None, keep: bool = False, mkdocs: bool = True, parquet: bool = True,
         reuse: bool = False, out=print) -> dict[str, Any]:
-    from .site.render import build_site, render_markdown
-    from .workspace import open_workspace
+    from ..site.render import build_site, render_markdown
+    from ..workspace import open_workspace
 
     tmp = None
     if root is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .store.db import db_path
+from .db import db_path
 
 
 def model_status(data_dir: Path) -> dict[str, str]:
@@ -14,7 +14,7 @@ def model_status(data_dir: Path) -> dict[str, str]:
         return {}
     import duckdb
 
-    from .scores import outputs
+    from ..families import outputs
 
     current = {oid: fam.version for oid, (fam, _) in outputs().items()}
     con = duckdb.connect(str(db_path(data_dir)), read_only=True)

@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .tasks.common import Task
+from ..common import Task
 
 KINDS = ("mean", "resample", "zero")
 VERIFY_TOL = 1e-3  # float32; half-precision models get HALF_VERIFY_TOL (batch-size-dependent rounding)

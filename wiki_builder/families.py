@@ -1,0 +1,77 @@
+"""The built-in score families, listed in one place.
+
+A family is one module with ``METRIC`` (attention and weights scores in :mod:`.scores`) or one row
+of the task table (:mod:`.tasks.table`). To add one, write the module and add it to ``BUILT_IN``;
+importing this module loads no torch.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .scores.attention import duplicate_token, induction, prev_token
+from .scores.base import Metric
+from .scores.weights import copy_score, ov_copying, successor
+from .tasks.families import FAMILIES as TASK_FAMILIES
+
+# The order is the order families run in and are listed in: weights, then attention, then tasks.
+BUILT_IN: tuple[Metric, ...] = (
+    copy_score.METRIC,
+    duplicate_token.METRIC,
+    induction.METRIC,
+    ov_copying.METRIC,
+    prev_token.METRIC,
+    successor.METRIC,
+    *TASK_FAMILIES,
+)
+
+_extra: list[Metric] = []
+
+
+def register(metric: Metric) -> Metric:
+    """Add a family that is not built in (a plugin, or a test's throwaway metric) to this process's registry."""
+    if metric.id in registry() and registry()[metric.id] is not metric:
+        raise ValueError(f"A score family with the id '{metric.id}' is already registered.")
+    if metric.id not in registry():
+        _extra.append(metric)
+        registry.cache_clear()
+    return metric
+
+
+def unregister(metric_id: str) -> None:
+    _extra[:] = [m for m in _extra if m.id != metric_id]
+    registry.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Metric]:
+    """Every family by id, built-ins first."""
+    found: dict[str, Metric] = {}
+    for metric in (*BUILT_IN, *_extra):
+        if metric.id in found:
+            raise RuntimeError(f"Two score families use the id '{metric.id}'.")
+        found[metric.id] = metric
+    return found
+
+
+def outputs() -> dict[str, tuple[Metric, str]]:
+    """Every stored metric id (an output of some family) -> (family, title)."""
+    return {oid: (m, title) for m in registry().values() for oid, title in m.output_ids.items()}
+
+
+def get(metric_id: str) -> Metric:
+    metrics = registry()
+    if metric_id not in metrics:
+        raise KeyError(f"Unknown metric '{metric_id}'. Known: {', '.join(metrics)}")
+    return metrics[metric_id]
+
+
+def select(ids: list[str] | None = None) -> list[Metric]:
+    """The families with these ids (all when None), in registry order."""
+    reg = registry()
+    if ids is None:
+        return list(reg.values())
+    unknown = [i for i in ids if i not in reg]
+    if unknown:
+        raise KeyError(f"Unknown metric(s): {', '.join(unknown)}. Known: {', '.join(reg)}.")
+    return [m for m in reg.values() if m.id in ids]
