@@ -1,8 +1,8 @@
 """The built-in score families, listed in one place.
 
-A family is one module with ``METRIC`` (attention and weights scores in :mod:`.scores`) or one row
-of the task table (:mod:`.tasks.table`). To add one, write the module and add it to ``BUILT_IN``;
-importing this module loads no torch.
+A family is one module with ``METRIC`` (attention and weights scores in :mod:`.scores`), listed in
+``SCORES`` below, or one row of the task table (:mod:`.tasks.table`). ``register`` adds one at run
+time (a plugin). Importing this module loads no torch.
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ from functools import lru_cache
 from .scores.attention import duplicate_token, induction, prev_token
 from .scores.base import Metric
 from .scores.weights import copy_score, ov_copying, successor
-from .tasks.families import FAMILIES as TASK_FAMILIES
+from .tasks import families as task_families
 
-# The order is the order families run in and are listed in: weights, then attention, then tasks.
-BUILT_IN: tuple[Metric, ...] = (
+# Attention and weights families; the task families follow, one per row of tasks.table.TASKS.
+SCORES: tuple[Metric, ...] = (
     copy_score.METRIC,
     duplicate_token.METRIC,
     induction.METRIC,
     ov_copying.METRIC,
     prev_token.METRIC,
     successor.METRIC,
-    *TASK_FAMILIES,
 )
 
 _extra: list[Metric] = []
@@ -47,7 +46,7 @@ def unregister(metric_id: str) -> None:
 def registry() -> dict[str, Metric]:
     """Every family by id, built-ins first."""
     found: dict[str, Metric] = {}
-    for metric in (*BUILT_IN, *_extra):
+    for metric in (*SCORES, *task_families.families(), *_extra):
         if metric.id in found:
             raise RuntimeError(f"Two score families use the id '{metric.id}'.")
         found[metric.id] = metric

@@ -6,7 +6,8 @@ from typing import Any
 
 from ..scores.base import NUMBER, MetricOutput, RunContext, TaskMetric
 from .score import DEFINITIONS, output_titles
-from .table import TASKS, TaskRow
+from . import table
+from .table import TaskRow
 
 DETAIL_FIELDS = {"metric_ablated": NUMBER, "attribution_estimate": NUMBER, "kl_ablated": NUMBER, "exact": NUMBER}
 
@@ -37,4 +38,6 @@ def family(task: TaskRow) -> TaskMetric:
     )
 
 
-FAMILIES: tuple[TaskMetric, ...] = tuple(family(t) for t in TASKS)
+def families() -> tuple[TaskMetric, ...]:
+    """One family per row of the task table, in the table's order."""
+    return tuple(family(t) for t in table.TASKS)

@@ -11,8 +11,9 @@ from .table import row
 
 
 def builder(name: str) -> Any:
-    """The ``build`` function of a task's prompt module."""
-    return importlib.import_module(f"{__package__}.{row(name).builder}").build
+    """The ``build`` function of a task's prompt module (a module of this package, or a full dotted path)."""
+    module = row(name).builder
+    return importlib.import_module(module if "." in module else f"{__package__}.{module}").build
 
 
 def build_task(name: str, tokenizer: Any, n: int = DEFAULT_PROMPTS, seed: int = 0, bos: int | None = None,

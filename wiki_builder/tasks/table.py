@@ -19,7 +19,7 @@ ACCURACY_MARGIN = 0.4
 @dataclass(frozen=True)
 class TaskRow:
     name: str  # the family id and the prefix of its output ids (ioi -> ioi_mean_ablation, ...)
-    builder: str  # module in wiki_builder.tasks whose build() makes the prompts
+    builder: str  # module whose build() makes the prompts: a name in wiki_builder.tasks, or a full dotted path
     title: str  # "IOI"; outputs are titled "IOI: mean ablation, ..."
     label: str  # how a label names it: "important for IOI", "writes the answer in greater-than"
     description: str
@@ -130,10 +130,9 @@ TASKS: tuple[TaskRow, ...] = (
     ),
 )
 
-BY_NAME: dict[str, TaskRow] = {t.name: t for t in TASKS}
-
-
 def row(name: str) -> TaskRow:
-    if name not in BY_NAME:
-        raise KeyError(f"Unknown task '{name}'. Known: {', '.join(BY_NAME)}")
-    return BY_NAME[name]
+    """A task's row, by name (read from ``TASKS`` at each call, so a test may extend the table)."""
+    for t in TASKS:
+        if t.name == name:
+            return t
+    raise KeyError(f"Unknown task '{name}'. Known: {', '.join(t.name for t in TASKS)}")
