@@ -193,8 +193,8 @@ def bench_shape(shape: str, device: str, seed: int, n_prompts: int, tokenizer: A
                 console: Any) -> dict[str, Any]:
     import torch
 
+    from ..models.tokens import bos_id
     from ..tasks import engine as A
-    from ..tasks.common import bos_id
     from ..tasks.prompts import build_task
     from ..tasks.score import score_task
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-PROBE_VERSION = "1"
+from ..models.tokens import bos_id
 
 
 @dataclass
@@ -76,8 +76,8 @@ def build_probe(bridge: Any, config: ProbeConfig | None = None) -> Probe:
 
     cfg = bridge.cfg
     tokenizer = getattr(bridge, "tokenizer", None)
-    bos = getattr(tokenizer, "bos_token_id", None) if tokenizer is not None else None
-    has_bos = bos is not None and getattr(cfg, "default_prepend_bos", True)
+    bos = bos_id(bridge)
+    has_bos = bos is not None
     conf = (config or ProbeConfig()).fit(int(cfg.n_ctx), has_bos)
     rng = np.random.default_rng(conf.seed)
     pool = token_pool(tokenizer, int(cfg.d_vocab))

@@ -13,15 +13,14 @@ is read, and per-prompt labels. Subclasses define three things:
   scored position, ``[N, P, d_model]``, for direct logit attribution.
 
 Prompts are built from the model's own tokenizer: a word from ``wiki_builder.lexicon`` is
-usable when ``tokenizer.encode(" " + word, add_special_tokens=False)`` is exactly one token
-that is not the unknown token. Builders report how many items survived, and return a task
+usable when ``" " + word`` is exactly one ordinary token (``wiki_builder.models.tokens.single_token``,
+the same test the OV scores use). Builders report how many items survived, and return a task
 marked not applicable (with a reason) when too few did.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,49 +92,7 @@ def not_expressible(cls: type[Task], name: str, title: str, reason: str, setup: 
                setup=setup, applicable=False, reason=reason)
 
 
-# -- tokenizer helpers ----------------------------------------------------------------------
-
-def bos_id(bridge: Any) -> int | None:
-    """The BOS token the model's prompts start with, or None (as the shared probe decides)."""
-    tok = getattr(bridge, "tokenizer", None)
-    bos = getattr(tok, "bos_token_id", None) if tok is not None else None
-    return bos if bos is not None and getattr(bridge.cfg, "default_prepend_bos", True) else None
-
-
-def encode(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer.encode(text, add_special_tokens=False))
-
-
-SPM_SPACE = "\u2581"
-
-
-def single_token(tokenizer: Any, word: str, space: bool = True) -> int | None:
-    """The id of ``" " + word`` (or of ``word``) when it is exactly one ordinary token, else None.
-
-    SentencePiece tokenizers (Llama) add the boundary marker themselves, so ``encode(" word")``
-    is ``[▁, ▁word]``; for them the token ``▁word`` (``encode("word")``) is the leading-space
-    form and is accepted, as in the OV scores.
-    """
-    bad = set(getattr(tokenizer, "all_special_ids", []) or []) | {getattr(tokenizer, "unk_token_id", None)}
-    ids = encode(tokenizer, (" " if space else "") + word)
-    if len(ids) == 1 and ids[0] not in bad:
-        return int(ids[0])
-    if space:
-        ids = encode(tokenizer, word)
-        if len(ids) == 1 and ids[0] not in bad and tokenizer.convert_ids_to_tokens(int(ids[0])) == SPM_SPACE + word:
-            return int(ids[0])
-    return None
-
-
-def usable(tokenizer: Any, words: list[str], space: bool = True) -> dict[str, int]:
-    """The words that are one token each, with their ids (lexicon order kept)."""
-    out: dict[str, int] = {}
-    for w in words:
-        t = single_token(tokenizer, w, space)
-        if t is not None:
-            out[w] = t
-    return out
-
+# -- prompt helpers -------------------------------------------------------------------------
 
 def natural(text: str) -> str:
     """The lexicon spaces punctuation out ("store , John"); real text does not ("store, John")."""
@@ -146,19 +103,11 @@ def with_bos(ids: list[int], bos: int | None) -> list[int]:
     return ([bos] if bos is not None else []) + list(ids)
 
 
-def modal_length(rows: list[list[int]]) -> int:
-    return Counter(len(r) for r in rows).most_common(1)[0][0]
-
-
 def decode(tokenizer: Any, ids: list[int]) -> str:
     try:
         return str(tokenizer.decode(ids))
     except Exception:  # noqa: BLE001 - only used for the set-up's examples
         return " ".join(str(i) for i in ids)
-
-
-def survived(found: dict[str, int] | list, total: list) -> str:
-    return f"{len(found)}/{len(total)}"
 
 
 def gather_last(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

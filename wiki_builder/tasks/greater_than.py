@@ -22,7 +22,8 @@ import random
 import torch
 
 from .. import lexicon as L
-from .common import Task, decode, encode, not_expressible, single_token, usable, with_bos
+from ..models.tokens import encode, single_tokens
+from .common import Task, decode, not_expressible, with_bos
 
 YY_MIN, YY_MAX = 2, 98
 MIN_YEARS = 20
@@ -59,10 +60,10 @@ def year_spelling(tokenizer) -> tuple[str, dict[str, int], dict[str, int], list[
     ["17", "32"], word level), whichever gives [century, two-digit token] for more pairs;
     '' when neither does for any pair.
     """
-    centuries = usable(tokenizer, L.CENTURIES)
+    centuries = single_tokens(tokenizer, L.CENTURIES, distinct=False)
     best: tuple[str, dict[str, int], list[tuple[str, str]]] = ("", {}, [])
     for form in ("joined", "separated"):
-        tokens = usable(tokenizer, L.TWO_DIGIT, space=(form == "separated"))
+        tokens = single_tokens(tokenizer, L.TWO_DIGIT, space=(form == "separated"), distinct=False)
         pairs = [(c, yy) for c, cid in centuries.items() for yy, tok in tokens.items()
                  if encode(tokenizer, f" {c}{yy}" if form == "joined" else f" {c} {yy}") == [cid, tok]]
         if len(pairs) > len(best[2]):
@@ -74,7 +75,7 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
           d_vocab: int | None = None) -> Task:
     title = "Greater-than"
     form, centuries, years, pairs = year_spelling(tokenizer)
-    nouns = usable(tokenizer, L.GREATER_THAN_NOUNS)
+    nouns = single_tokens(tokenizer, L.GREATER_THAN_NOUNS, distinct=False)
     setup = {"task": "greater_than", "seed": seed, "year_spelling": form or "none", "centuries": f"{len(centuries)}/{len(L.CENTURIES)}",
              "two_digit_tokens": f"{len(years)}/{len(L.TWO_DIGIT)}", "year_pairs": f"{len(pairs)}/{len(L.CENTURIES) * len(L.TWO_DIGIT)}", "nouns": f"{len(nouns)}/{len(L.GREATER_THAN_NOUNS)}",
              "corruption": "YY replaced by 01"}

@@ -16,7 +16,8 @@ import random
 import torch
 
 from .. import lexicon as L
-from .common import Task, decode, encode, gather_last, natural, not_expressible, usable, with_bos
+from ..models.tokens import encode, single_tokens
+from .common import Task, decode, gather_last, natural, not_expressible, with_bos
 
 MIN_NAMES = 8
 
@@ -42,10 +43,10 @@ def _fill(template: str, a: str, b: str, s: str, place: str, obj: str, verb: str
 
 def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
           d_vocab: int | None = None) -> Task:
-    names = usable(tokenizer, L.NAMES)
-    places = usable(tokenizer, L.IOI_PLACES)
-    objects = usable(tokenizer, L.IOI_OBJECTS)
-    verbs = usable(tokenizer, L.IOI_VERBS)
+    names = single_tokens(tokenizer, L.NAMES, distinct=False)
+    places = single_tokens(tokenizer, L.IOI_PLACES, distinct=False)
+    objects = single_tokens(tokenizer, L.IOI_OBJECTS, distinct=False)
+    verbs = single_tokens(tokenizer, L.IOI_VERBS, distinct=False)
     setup = {"task": "ioi", "seed": seed, "names": f"{len(names)}/{len(L.NAMES)}", "places": f"{len(places)}/{len(L.IOI_PLACES)}",
              "objects": f"{len(objects)}/{len(L.IOI_OBJECTS)}", "verbs": f"{len(verbs)}/{len(L.IOI_VERBS)}",
              "corruption": "ABC: the names A, B and S replaced by three random distinct names"}

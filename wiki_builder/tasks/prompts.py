@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ..models.tokens import bos_id
 from ..scores.base import DEFAULT_PROMPTS
-from .common import Task, bos_id, not_expressible
+from .common import Task, not_expressible
 from .table import row
 
 

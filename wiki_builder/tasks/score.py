@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..scores.base import METHODS, MetricOutput, not_applicable
 from .table import ACCURACY_MARGIN
 

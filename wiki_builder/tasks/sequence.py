@@ -18,7 +18,8 @@ import random
 import torch
 
 from .. import lexicon as L
-from .common import Task, decode, gather_last, not_expressible, usable, with_bos
+from ..models.tokens import single_tokens
+from .common import Task, decode, gather_last, not_expressible, with_bos
 
 SETS = {"digits": L.DIGITS, "number_words": L.NUMBER_WORDS, "months": L.MONTHS, "days": L.DAYS}
 CYCLIC = {"months", "days"}
@@ -55,7 +56,7 @@ def runs(members: list[str], cyclic: bool) -> list[list[str]]:
 def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
           d_vocab: int | None = None) -> Task:
     title = "Sequence continuation"
-    found = {name: usable(tokenizer, words) for name, words in SETS.items()}
+    found = {name: single_tokens(tokenizer, words, distinct=False) for name, words in SETS.items()}
     ok = {name: ids for name, ids in found.items() if len(ids) == len(SETS[name])}
     setup = {"task": "sequence", "seed": seed, "shown_members": K,
              "sets": {name: f"{len(found[name])}/{len(SETS[name])}" + ("" if name in ok else " (not all single tokens: unused)") for name in SETS},

@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ...models.tokens import SPM_SPACE, single_tokens
 from .. import base
-
-SPM_SPACE = "\u2581"  # SentencePiece's word-boundary marker
 
 
 def no_grad():
@@ -53,48 +52,6 @@ def lexicon() -> Any:
 
 
 # ---------------------------------------------------------------- tokens
-
-
-def special_ids(tokenizer: Any) -> set[int]:
-    ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is not None:
-        ids.add(int(unk))
-    return ids
-
-
-def single_token_id(tokenizer: Any, word: str) -> int | None:
-    """The one token for ``" " + word``, or None when it takes more than one (or is special/unknown).
-
-    GPT-2-style BPE: ``encode(" word")`` is ``[Ġword]``; word-level tokenizers split on
-    whitespace and give ``[word]``. SentencePiece tokenizers (Llama) put the boundary
-    marker in front themselves, so ``encode(" word")`` is ``[▁, ▁word]``; for them the
-    token ``▁word`` (``encode("word")``) is the leading-space form and is accepted.
-    """
-    if tokenizer is None:
-        return None
-    bad = special_ids(tokenizer)
-    ids = tokenizer.encode(" " + word, add_special_tokens=False)
-    if len(ids) == 1 and int(ids[0]) not in bad:
-        return int(ids[0])
-    ids = tokenizer.encode(word, add_special_tokens=False)
-    if len(ids) == 1 and int(ids[0]) not in bad:
-        tok = tokenizer.convert_ids_to_tokens(int(ids[0]))
-        if isinstance(tok, str) and tok == SPM_SPACE + word:
-            return int(ids[0])
-    return None
-
-
-def single_tokens(tokenizer: Any, words: list[str]) -> dict[str, int]:
-    """word -> token id for the words that are one token with a leading space (distinct ids, in order)."""
-    out: dict[str, int] = {}
-    seen: set[int] = set()
-    for w in words:
-        i = single_token_id(tokenizer, w)
-        if i is not None and i not in seen:
-            out[w] = i
-            seen.add(i)
-    return out
 
 
 def token_str(tokenizer: Any, i: int) -> str:
