@@ -41,8 +41,8 @@ SUFFIXES: dict[str, str] = {
 }
 SAMPLE_PER_LAYER = 2  # heads per layer checked exactly under method="attribution"
 MIN_GAP = 1e-4  # clean minus corrupted metric below this: the fractions would divide by ~0
-# ... and below this share of |M_clean| they would be mostly noise: an earlier toy-gpt2's greater-than (clean 0.364,
-# corrupted 0.361) gave "fractions lost" up to 10
+# ... and below this share of |M_clean| they would be mostly noise: a greater-than gap of 0.003 (clean 0.364,
+# corrupted 0.361) gives "fractions lost" up to 10
 MIN_GAP_FRACTION = 0.05
 MIN_KL = 1e-6  # nats
 
