@@ -1,33 +1,36 @@
-"""Benchmark the site at scale: a synthetic score database of ~70 real model shapes (10,000+ heads),
-then a full build, a no-op rebuild, and adding one model.
+"""Benchmark the site at scale: a synthetic wiki of ~70 real model shapes (10,000+ heads), then a
+full build, a no-op rebuild, and adding one model (``wiki site-bench``).
 
-    python -m wiki_builder.site_bench [--root DIR] [--keep] [--models N] [--no-mkdocs]
-    wiki site-bench [...]
-
-The database has the same tables the builder writes (``store.db.SCHEMA``): every registered
-metric id plus the ones the score families in progress will produce (OV copying, copy scores,
-successor, and the IOI, greater-than, sequence and induction-task outputs), per-head detail
-JSON (the tokens an OV circuit promotes), provenance with set-ups and task accuracies, and
-attention patterns on five short prompts per model. Values are drawn to look like real scores:
-most heads near zero, a few strong ones in plausible layers, signed metrics on both sides.
-Nothing here needs torch. Prints build times and page sizes (max / median KB, total MB).
+The synthetic data goes through the store exactly as a real build's does: one
+:class:`~wiki_builder.store.parquet.ModelRecord` per model (its ``models`` row; one score row per
+head and output of every registered family, ``families.outputs()``, with per-head details shaped
+as the family declares them in ``detail_fields``; provenance rows with set-ups and task
+accuracies; attention patterns on the probe and on one prompt per task family), written with
+``store.write_record`` and loaded with ``store.rebuild_db`` / ``store.sync_model``. So the site
+renders from the real schema. Values are drawn to look like real scores: most heads near zero, a
+few strong ones in plausible layers, signed metrics on both sides; tokens include hostile strings
+(markup, Markdown, control and bidi characters). Nothing here needs torch. Prints build times and
+page sizes (max / median KB, total MB).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..families import outputs, registry
+from ..models.resolve import slugify
+from ..scores.base import Detail, Metric
+from ..store import ModelRecord, connect_readonly, rebuild_db, score_files, sync_model, write_record
 
 # (name, family, architecture, n_layers, n_heads, n_kv_heads, d_model, n_params, d_vocab, n_ctx)
 MODELS: list[tuple[str, str, str, int, int, int, int, int, int, int]] = [
@@ -80,50 +83,18 @@ MODELS: list[tuple[str, str, str, int, int, int, int, int, int, int]] = [
 ]
 EXTRA_MODEL = ("gpt2-small-retrained", "gpt2", "GPT2LMHeadModel", 12, 12, 12, 768, 124_000_000, 50257, 1024)
 
-TASKS = {"ioi": "IOI", "greater_than": "Greater-than", "sequence": "Sequence continuation", "induction_task": "Induction task"}
-TASK_OUTPUTS = {"mean_ablation": "mean ablation", "resample_ablation": "resample ablation",
-                "mean_ablation_kl": "mean ablation (KL)", "resample_ablation_kl": "resample ablation (KL)", "dla": "direct logit attribution"}
-PLANNED_WEIGHTS = {
-    "ov_copying": ("OV copying (eigenvalues)", "Re(Σλ)/Σ|λ| of W_E·W_OV·W_U", "Elhage et al. 2021"),
-    "copy_score": ("Copy score", "fraction of names in the top 5 logits through OV", "Wang et al. 2022"),
-    "negative_copy_score": ("Negative copy score", "the copy score through -OV", "Wang et al. 2022"),
-    "successor": ("Successor", "fraction of ordinal tokens whose successor is the argmax", "Gould et al. 2023"),
-}
 WORDS = ["the", "a", "of", "and", "to", "in", "is", "was", "he", "she", "it", "Mary", "John", "one", "two", "three",
          "four", "Monday", "Tuesday", "January", "February", "war", "year", "17", "32", "store", "drink", "gave",
          "<script>alert(1)</script>", "**bold**", "[x](javascript:alert(1))", "&amp;", "\u202e", "\x07", "|"]
 
-
-def metric_catalogue() -> list[dict[str, Any]]:
-    """Every registered metric output, plus the planned ones not registered yet."""
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        from ..families import outputs
-
-        for oid, (m, title) in outputs().items():
-            out[oid] = {"metric": oid, "family": m.id, "version": m.version, "title": title, "kind": m.kind,
-                        "description": m.description, "formula": m.formula, "reference": m.reference, "details": m.details}
-    except Exception:  # noqa: BLE001 - a half-written metric module must not stop the benchmark
-        pass
-    for oid, (title, formula, ref) in PLANNED_WEIGHTS.items():
-        out.setdefault(oid, {"metric": oid, "family": oid, "version": "1", "title": title, "kind": "weights",
-                             "description": f"{title} (synthetic benchmark values).", "formula": formula, "reference": ref, "details": ""})
-    for fam, tname in TASKS.items():
-        for suffix, otitle in TASK_OUTPUTS.items():
-            oid = f"{fam}_{suffix}"
-            out.setdefault(oid, {"metric": oid, "family": fam, "version": "1", "title": f"{tname}: {otitle}", "kind": "task",
-                                 "description": f"{tname}, {otitle} per head (synthetic benchmark values).",
-                                 "formula": "", "reference": "", "details": ""})
-    for name in ("induction", "prev_token", "duplicate_token"):
-        out.setdefault(name, {"metric": name, "family": name, "version": "1", "title": name.replace("_", " ").title(), "kind": "attention",
-                              "description": "", "formula": "", "reference": "", "details": ""})
-    return list(out.values())
+def metric_catalogue() -> list[tuple[str, Metric, str]]:
+    """Every registered metric output: (output id, its family, its title)."""
+    return [(oid, fam, title) for oid, (fam, title) in outputs().items()]
 
 
-def _values(rng: np.random.Generator, metric: dict[str, Any], L: int, H: int) -> np.ndarray:
+def _values(rng: np.random.Generator, mid: str, kind: str, L: int, H: int) -> np.ndarray:
     """Plausible scores: most heads near zero, a few strong ones where such heads usually sit."""
     depth = (np.arange(L)[:, None] + 0.5) / L * np.ones((1, H))
-    mid, kind = metric["metric"], metric["kind"]
     base = rng.beta(0.6, 12, size=(L, H))
     strong = rng.random((L, H))
     if mid == "induction":
@@ -147,11 +118,52 @@ def _values(rng: np.random.Generator, metric: dict[str, Any], L: int, H: int) ->
     return np.clip(v, -6.0, 6.0) if kind == "task" else np.clip(v, -1.0, 1.0)
 
 
+SET_NAMES = ("digits", "number words", "ordinals", "days", "months", "letters")
+
+
+def _detail_keys(oid: str, fam: Metric) -> list[str]:
+    """The declared keys a real build stores for this output. Task outputs follow the engine (exact
+    method): an ablation output has the ablated metric and the attribution estimate, its KL output
+    the ablated KL, the DLA output nothing; other families store every key they declare."""
+    if fam.kind == "task":
+        if oid.endswith("_dla"):
+            return []
+        keys = ["kl_ablated"] if oid.endswith("_kl") else ["metric_ablated", "attribution_estimate"]
+        return [k for k in keys if k in fam.detail_fields]
+    return list(fam.detail_fields)
+
+
+def _fake(rng: np.random.Generator, d: Detail, value: float) -> Any:
+    """A synthetic value of one declared kind."""
+    word = lambda: WORDS[int(rng.integers(0, len(WORDS)))]  # noqa: E731
+    if d.kind == "token":
+        return word()
+    if d.kind == "tokens":
+        return [word() for _ in range(5)]
+    if d.kind == "token_scores":
+        return [[word(), round(float(x), 3)] for x in np.sort(rng.exponential(2, 5))[::-1]]
+    if d.kind == "number":
+        return round(float(value) * float(rng.uniform(0.5, 1.5)), 4)
+    if d.kind == "count":
+        return int(rng.integers(0, 40))
+    if d.kind == "flag":
+        return bool(rng.random() < 0.3)
+    if d.kind == "text":
+        return SET_NAMES[int(rng.integers(0, len(SET_NAMES)))]
+    if d.kind == "numbers":
+        return {s: round(float(rng.random() * abs(value) * 1.5), 3) for s in SET_NAMES}
+    if d.kind == "rows":
+        return [{k: _fake(rng, c, value) for k, c in d.columns.items()} for _ in range(5)]
+    return None
+
+
 def _examples(rng: np.random.Generator, L: int, H: int) -> list[dict[str, Any]]:
-    """Five short prompts per model, attention patterns [L, H, Q, Q] with causal, peaked rows."""
-    prompts = {"repeated random tokens": 17, "IOI": 16, "Greater-than": 13, "Sequence continuation": 9, "Induction task": 21}
+    """Attention patterns [L, H, Q, Q] (causal, peaked rows) on the prompts a real build shows: the
+    repeated-random-tokens probe and one prompt per task family, named by the family's title."""
+    names = ["repeated random tokens"] + [m.title for m in registry().values() if m.kind == "task"]
     out = []
-    for name, q in prompts.items():
+    for name in names:
+        q = int(rng.integers(9, 22))
         toks = ["<bos>"] + [WORDS[i] for i in rng.integers(0, len(WORDS), q - 1)]
         logits = rng.normal(0, 1.0, (L, H, q, q)) + rng.exponential(2.5, (L, H, q, q)) * (rng.random((L, H, q, q)) < 0.12)
         logits[..., 0] += 2.0  # attention sinks on BOS
@@ -164,157 +176,88 @@ def _examples(rng: np.random.Generator, L: int, H: int) -> list[dict[str, Any]]:
     return out
 
 
-def _model_rows(rng: np.random.Generator, spec: tuple, metrics: list[dict[str, Any]], built_at: str) -> dict[str, Any]:
+def model_record(rng: np.random.Generator, spec: tuple, built_at: str) -> ModelRecord:
+    """One synthetic model as the builder stores it (``build.score_model``): its row, its scores with
+    details, one provenance row per output (with the reason where it does not apply), its examples."""
     name, family, arch, L, H, kv, d_model, n_params, d_vocab, n_ctx = spec
     model = {"model": name, "n_layers": L, "n_heads": H, "n_kv_heads": kv, "d_model": d_model, "d_head": d_model // H,
              "d_vocab": d_vocab, "n_ctx": n_ctx, "n_params": n_params, "architecture": arch,
              "positional_embedding": "rotary" if family in ("neox", "llama", "qwen2", "gemma", "phi") else "standard",
              "family": family, "source": "hub", "location": name, "description": f"Synthetic benchmark model with the shape of {name}."}
-    scores, provenance = [], []
-    for m in metrics:
+    common = {"model": name, "transformer_lens_version": "4.0.0", "torch_version": "2.6.0", "builder_version": "0.1.0",
+              "git_revision": "bench", "device": "cuda", "dtype": "float32", "seed": 0, "built_at": built_at}
+    rows, provenance = [], []
+    for oid, fam, _title in metric_catalogue():
+        prov = {**common, "metric": oid, "family": fam.id, "metric_version": fam.version}
         reason = ""
-        if m["kind"] == "task" and family == "toy-embedded" and m["family"] in ("ioi", "greater_than"):
+        if fam.kind == "task" and family == "toy-embedded" and fam.id in ("ioi", "greater_than"):
             reason = "the tokenizer cannot express the task's prompts as single tokens"
-        elif "_zero_ablation" in m["metric"]:
+        elif "_zero_ablation" in oid:
             reason = "zero ablation was not requested (run with the option ablation=zero)"
         if reason:  # as the builder does: a provenance row with the reason, no scores
-            provenance.append({"model": name, "metric": m["metric"], "family": m["family"], "metric_version": m["version"],
-                               "status": "not_applicable", "reason": reason, "setup": json.dumps({}), "seconds": 0.0})
+            provenance.append({**prov, "status": "not_applicable", "reason": reason, "setup": {}, "seconds": 0.0})
             continue
-        v = _values(rng, m, L, H)
+        v = _values(rng, oid, fam.kind, L, H)
+        keys = _detail_keys(oid, fam)
         for layer in range(L):
             for head in range(H):
-                detail = None
-                if m["metric"] == "ov_copying":
-                    detail = json.dumps({"ov_only": round(float(v[layer, head]) * 0.8, 4), "promotes": [
-                        {"input": w, "top": [[WORDS[int(i)], round(float(x), 3)] for i, x in
-                                             zip(rng.integers(0, len(WORDS), 5), np.sort(rng.exponential(2, 5))[::-1])]}
-                        for w in ("␣the", "␣one", "␣Mary", "␣war", "␣17")]})
-                elif m["metric"] == "successor":
-                    detail = json.dumps({"per_set": {s: round(float(rng.random() * v[layer, head] * 1.5), 3)
-                                                     for s in ("digits", "number words", "ordinals", "days", "months", "letters")}})
-                scores.append((name, layer, head, m["metric"], float(v[layer, head]), m["version"], detail))
-        setup: dict[str, Any]
-        if m["kind"] == "attention":
+                detail = {k: _fake(rng, fam.detail_fields[k], v[layer, head]) for k in keys}
+                rows.append({"model": name, "layer": layer, "head": head, "metric": oid, "value": float(v[layer, head]),
+                             "metric_version": fam.version, "detail": json.dumps(detail) if detail else None})
+        if fam.kind == "attention":
             setup = {"probe": "BOS + X + X, X uniformly random tokens", "batch": 24, "t_min": 10, "t_max": 50, "seed": 0,
                      "length": 101, "token_pool": d_vocab // 2, "bos": True}
-        elif m["kind"] == "task":
-            setup = {"n_prompts": 100, "seed": 0, "accuracy": round(float(rng.uniform(0.3, 1.0)), 3),
+        elif fam.kind == "task":
+            setup = {"n_prompts": 32, "seed": 0, "accuracy": round(float(rng.uniform(0.3, 1.0)), 3),
                      "clean_metric": round(float(rng.uniform(0.5, 4.0)), 3), "corrupted_metric": round(float(rng.uniform(-0.5, 0.5)), 3)}
         else:
             setup = {"detail_top_k": 5, "seed": 0}
-        provenance.append({"model": name, "metric": m["metric"], "family": m["family"], "metric_version": m["version"],
-                           "status": "ok", "reason": "", "setup": json.dumps(setup), "seconds": round(float(rng.uniform(0.1, 30)), 2)})
-    common = {"transformer_lens_version": "4.0.0", "torch_version": "2.6.0", "builder_version": "0.1.0", "git_revision": "bench",
-              "device": "cuda", "dtype": "float32", "seed": 0, "built_at": built_at}
-    for p in provenance:
-        p.update(common)
-    return {"model": model, "scores": scores, "provenance": provenance, "examples": _examples(rng, L, H)}
-
-
-def _insert(con: Any, rec: dict[str, Any]) -> None:
-    import pyarrow as pa
-
-    from ..store.db import MODEL_COLUMNS, PROVENANCE_COLUMNS
-
-    name = rec["model"]["model"]
-    for table in ("models", "scores", "provenance", "attention_examples"):
-        con.execute(f"DELETE FROM {table} WHERE model = ?", [name])
-    cols = list(MODEL_COLUMNS)
-    con.execute(f"INSERT INTO models ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [rec["model"].get(c) for c in cols])
-    s = rec["scores"]
-    scores_t = pa.table({"model": [r[0] for r in s], "layer": pa.array([r[1] for r in s], pa.int32()), "head": pa.array([r[2] for r in s], pa.int32()),  # noqa: F841
-                         "metric": [r[3] for r in s], "value": pa.array([r[4] for r in s], pa.float64()), "metric_version": [r[5] for r in s],
-                         "detail": pa.array([r[6] for r in s], pa.string())})
-    con.execute("INSERT INTO scores SELECT model, layer, head, metric, value, metric_version, detail FROM scores_t")
-    pcols = [c for c in PROVENANCE_COLUMNS]
-    con.executemany(f"INSERT INTO provenance ({', '.join(pcols)}) VALUES ({', '.join('?' * len(pcols))})",
-                    [[p.get(c) for c in pcols] for p in rec["provenance"]])
-    rows: dict[str, list] = {"model": [], "example": [], "layer": [], "head": [], "tokens": [], "pattern": []}
-    for ex in rec["examples"]:
-        pats = ex["patterns"]
-        L, H = pats.shape[:2]
-        for layer in range(L):
-            for head in range(H):
-                rows["model"].append(name)
-                rows["example"].append(ex["example"])
-                rows["layer"].append(layer)
-                rows["head"].append(head)
-                rows["tokens"].append(ex["tokens"])
-                rows["pattern"].append(pats[layer, head].ravel())
-    ex_t = pa.table({"model": rows["model"], "example": rows["example"], "layer": pa.array(rows["layer"], pa.int32()),  # noqa: F841
-                     "head": pa.array(rows["head"], pa.int32()), "tokens": pa.array(rows["tokens"], pa.list_(pa.string())),
-                     "pattern": pa.array([list(map(float, p)) for p in rows["pattern"]], pa.list_(pa.float32()))})
-    con.execute("INSERT INTO attention_examples SELECT model, example, layer, head, tokens, pattern FROM ex_t")
-
-
-def _refresh(con: Any, metrics: list[dict[str, Any]]) -> None:
-    con.execute("DELETE FROM metrics")
-    for m in metrics:
-        con.execute("INSERT INTO metrics (metric, family, version, title, kind, description, formula, reference, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [m["metric"], m["family"], m["version"], m["title"], m["kind"], m["description"], m["formula"], m["reference"], m["details"]])
-    present = [r[0] for r in con.execute("SELECT DISTINCT metric FROM scores ORDER BY metric").fetchall()]
-    cols = "".join(f', max(value) FILTER (WHERE metric = \'{m}\') AS "{m}"' for m in present if m.replace("_", "").isalnum())
-    con.execute(f"CREATE OR REPLACE VIEW head_scores AS SELECT model, layer, head{cols} FROM scores GROUP BY model, layer, head ORDER BY model, layer, head")
-
-
-def _write_parquet(data_dir: Path, rec: dict[str, Any]) -> None:
-    from ..models.resolve import slugify
-    from ..store.parquet import ModelRecord, write_record
-
-    rows = [{"model": r[0], "layer": r[1], "head": r[2], "metric": r[3], "value": r[4], "metric_version": r[5], "detail": r[6]} for r in rec["scores"]]
-    prov = [dict(p, setup=json.loads(p["setup"])) for p in rec["provenance"]]
-    write_record(data_dir, slugify(rec["model"]["model"]), ModelRecord(model=rec["model"], rows=rows, provenance=prov, examples=rec["examples"]))
+        provenance.append({**prov, "status": "ok", "reason": "", "setup": setup, "seconds": round(float(rng.uniform(0.1, 30)), 2)})
+    return ModelRecord(model=model, rows=rows, provenance=provenance, examples=_examples(rng, L, H))
 
 
 def make_database(root: Path, n_models: int | None = None, seed: int = 0, parquet: bool = True) -> dict[str, Any]:
-    """Write ``root/data/wiki.duckdb`` (and Parquet files) with synthetic scores for the model list."""
-    import duckdb
-
-    from ..store.db import SCHEMA, db_path
-
-    data_dir = root / "data"
+    """Write ``root/data/wiki.duckdb`` (and, with ``parquet``, one Parquet file per model, as a build
+    does) with synthetic scores for the first ``n_models`` shapes (all by default)."""
+    data_dir = Path(root) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = db_path(data_dir)
-    path.unlink(missing_ok=True)
-    metrics = metric_catalogue()
     specs = MODELS[:n_models] if n_models else MODELS
     rng = np.random.default_rng(seed)
     built_at = dt.datetime(2026, 1, 1).isoformat()
-    con = duckdb.connect(str(path))
-    try:
-        con.execute(SCHEMA)
-        for spec in specs:
-            rec = _model_rows(rng, spec, metrics, built_at)
-            _insert(con, rec)
-            if parquet:
-                _write_parquet(data_dir, rec)
-        _refresh(con, metrics)
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    return {"models": len(specs), "heads": sum(s[3] * s[4] for s in specs), "metrics": len(metrics)}
+    records = [model_record(rng, spec, built_at) for spec in specs]
+    if parquet:
+        for rec in records:
+            write_record(data_dir, slugify(rec.model["model"]), rec)
+    rebuild_db(data_dir, records)
+    return {"models": len(specs), "heads": sum(s[3] * s[4] for s in specs), "metrics": len(outputs())}
 
 
 def add_model(root: Path, spec: tuple = EXTRA_MODEL, seed: int = 1, parquet: bool = True) -> None:
-    """Add one model to an existing synthetic database (what `wiki build --models X` does to it)."""
-    import duckdb
+    """Add one model to an existing synthetic wiki, as `wiki build --models X` does: its Parquet file, then its rows."""
+    data_dir = Path(root) / "data"
+    rec = model_record(np.random.default_rng(seed), spec, dt.datetime(2026, 1, 2).isoformat())
+    if parquet:
+        write_record(data_dir, slugify(rec.model["model"]), rec)
+    sync_model(data_dir, rec)
 
-    from ..store.db import db_path
 
-    metrics = metric_catalogue()
-    rec = _model_rows(np.random.default_rng(seed), spec, metrics, dt.datetime(2026, 1, 2).isoformat())
-    con = duckdb.connect(str(db_path(root / "data")))
+def _reopen(root: Path, n_models: int | None, parquet: bool) -> dict[str, Any]:
+    """Back to the generated state of a previous run: the database rebuilt from its Parquet files
+    without the model that run added (generated afresh when there are no Parquet files)."""
+    data_dir = root / "data"
+    extra = [f for f in score_files(data_dir) if Path(f).name == f"{slugify(EXTRA_MODEL[0])}.parquet"]
+    for f in extra:
+        Path(f).unlink()
+    if not score_files(data_dir):
+        return make_database(root, n_models=n_models, parquet=parquet)
+    rebuild_db(data_dir)
+    con = connect_readonly(data_dir)
     try:
-        con.begin()
-        _insert(con, rec)
-        _refresh(con, metrics)
-        con.commit()
-        con.execute("CHECKPOINT")
+        n_models_now, n_heads = con.execute("SELECT count(*), sum(n_layers * n_heads) FROM models").fetchone()
+        n_metrics = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
     finally:
         con.close()
-    if parquet:
-        _write_parquet(root / "data", rec)
+    return {"models": int(n_models_now), "heads": int(n_heads or 0), "metrics": int(n_metrics)}
 
 
 def _cpu() -> float:
@@ -346,18 +289,7 @@ def run(root: Path | None = None, n_models: int | None = None, keep: bool = Fals
     try:
         t = time.perf_counter()
         if reuse and (root / "data" / "wiki.duckdb").is_file():
-            import duckdb
-
-            con = duckdb.connect(str(root / "data" / "wiki.duckdb"))
-            try:  # back to the generated state: drop the model a previous run added
-                con.execute("DELETE FROM models WHERE model = ?", [EXTRA_MODEL[0]])
-                for table in ("scores", "provenance", "attention_examples"):
-                    con.execute(f"DELETE FROM {table} WHERE model = ?", [EXTRA_MODEL[0]])
-                n_models_now, n_heads = con.execute("SELECT count(*), sum(n_layers * n_heads) FROM models").fetchone()
-                n_metrics = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
-            finally:
-                con.close()
-            shape = {"models": n_models_now, "heads": int(n_heads), "metrics": n_metrics}
+            shape = _reopen(root, n_models, parquet)
         else:
             shape = make_database(root, n_models=n_models, parquet=parquet)
         results["generate_s"] = time.perf_counter() - t
@@ -418,23 +350,3 @@ def run(root: Path | None = None, n_models: int | None = None, keep: bool = Fals
             shutil.rmtree(tmp, ignore_errors=True)
         elif keep:
             out(f"kept {root}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wiki_builder.site_bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", type=Path, default=None, help="Build here (default: a temporary folder, removed afterwards).")
-    ap.add_argument("--models", type=int, default=None, help=f"Use the first N of the {len(MODELS)} model shapes.")
-    ap.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
-    ap.add_argument("--no-mkdocs", action="store_true", help="Render only; skip mkdocs.")
-    ap.add_argument("--no-parquet", action="store_true", help="Do not write Parquet files (faster data generation).")
-    ap.add_argument("--reuse", action="store_true", help="With --root: reuse the database a previous run generated there.")
-    ap.add_argument("--json", action="store_true", help="Also print the results as JSON.")
-    a = ap.parse_args(argv)
-    res = run(a.root, a.models, keep=a.keep, mkdocs=not a.no_mkdocs, parquet=not a.no_parquet, reuse=a.reuse)
-    if a.json:
-        print(json.dumps(res, indent=1, default=str))
-    return 0 if res.get("pass") else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

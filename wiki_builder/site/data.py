@@ -4,7 +4,8 @@ Everything comes out of ``data/wiki.duckdb`` through one read-only connection. A
 examples (the largest table) are read model by model as Arrow, so memory stays at one model's
 patterns. Metrics are rendered generically: whatever ids are in ``scores`` appear, grouped by
 the ``metrics`` table's kind and family; an id the ``metrics`` table does not describe still
-appears, under its own id.
+appears, under its own id. What a metric's per-head details mean comes from the ``metrics``
+table's ``detail_fields`` column (``meta["detail_fields"]``, see :mod:`.details`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..models.resolve import slugify
+from ..scores.base import DetailFields, fields_from_json
 from ..store.db import connect_readonly
 from .heatmap import Scale, scale_for
 
@@ -30,7 +32,7 @@ class SiteData:
     absent: list[dict[str, Any]]  # described in `metrics` but with no scores yet
     grids: dict[tuple[str, str], np.ndarray]  # (model, metric) -> [n_layers, n_heads], NaN where missing
     provenance: list[dict[str, Any]]
-    details: dict[str, dict[tuple[int, int], dict[str, str]]]  # model -> (layer, head) -> metric -> detail JSON
+    details: dict[str, dict[tuple[int, int], dict[str, str]]]  # model -> (layer, head) -> metric -> detail JSON (text)
     sorted_values: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> all finite values, ascending
     tables: set[str] = field(default_factory=set)
     columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # table -> [(column, type)]
@@ -93,13 +95,24 @@ def _rows(con: Any, sql: str, params: list[Any] | None = None) -> list[dict[str,
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def _parse(detail: str | None) -> Any:
-    if detail is None:
-        return None
+def parse_json(raw: Any) -> Any:
+    """A JSON column's value (a detail, a set-up) parsed; anything that is not JSON text comes back as it is."""
+    if not isinstance(raw, str):
+        return raw
     try:
-        return json.loads(detail)
-    except (TypeError, ValueError):
-        return detail
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def detail_fields(raw: Any) -> DetailFields:
+    """The ``metrics`` table's ``detail_fields`` column: what each key of the metric's details means
+    ({} when the column is absent, empty or unreadable: the details are then shown as plain text)."""
+    try:
+        parsed = parse_json(raw)
+        return fields_from_json(parsed) if isinstance(parsed, dict) else {}
+    except (KeyError, TypeError, AttributeError):
+        return {}
 
 
 def model_order(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -119,6 +132,8 @@ def load(data_dir: Any) -> SiteData:
         m["slug"] = slugify(m["model"])
     shape = {m["model"]: (int(m["n_layers"]), int(m["n_heads"])) for m in models}
     described = {r["metric"]: r for r in _rows(con, "SELECT * FROM metrics")} if "metrics" in tables else {}
+    for r in described.values():
+        r["detail_fields"] = detail_fields(r.get("detail_fields"))
 
     grids: dict[tuple[str, str], np.ndarray] = {}
     details: dict[str, dict[tuple[int, int], dict[str, Any]]] = {}
@@ -146,14 +161,14 @@ def load(data_dir: Any) -> SiteData:
     provenance = _rows(con, "SELECT * FROM provenance ORDER BY model, metric") if "provenance" in tables else []
     for p in provenance:
         setup = p.get("setup")
-        p["setup_parsed"] = _parse(setup) if isinstance(setup, str) else (setup or {})
+        p["setup_parsed"] = parse_json(setup) if isinstance(setup, str) else (setup or {})
 
     present = sorted({metric for (_, metric) in grids})
     sorted_values: dict[str, np.ndarray] = {}
     metrics = []
     for mid in present:
         meta = dict(described.get(mid) or {"metric": mid, "family": mid, "version": "?", "title": mid, "kind": "other",
-                                            "description": "", "formula": "", "reference": "", "details": ""})
+                                            "description": "", "formula": "", "reference": "", "details": "", "detail_fields": {}})
         meta.setdefault("family", mid)
         meta["family"] = meta.get("family") or mid
         meta["kind"] = meta.get("kind") or "other"

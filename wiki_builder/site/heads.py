@@ -10,127 +10,33 @@ they are. What depends on every built model (rank and percentile across all mode
 heads in other models) is in a small sidecar script per layer beside the pages, ``L<l>.x.js``
 (``window.HW_XL = {...}``), which headwiki.js puts into the page; a ``<script src>`` works from
 a web server and straight from disk alike. Adding a model rewrites those sidecars (under a
-kilobyte per head, one file per layer), not the pages.
+kilobyte per head, one file per layer), not the pages. A metric's per-head details are shown as
+its family declares them (:mod:`.details`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from functools import lru_cache
-from typing import Any
+import os
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
+from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from . import tokens as tok
+from ..scores.base import fields_to_json
 from .data import KIND_TITLES, ModelStats, SiteData, percentile, rank_desc, similar_heads
-from .heatmap import attention_axes, attention_svg, fmt, fmt_many, nice_ceiling
+from .details import details_html
+from .heatmap import attention_axes, attention_svg, fmt_many, nice_ceiling
 from .labels import task_name
+from .text import ordinal
+from .theme import environment
+from .writer import RenderStats, Writer, write_file
 
-
-def ordinal(n: int) -> str:
-    n = int(n)
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def prose(value: object, limit: int = 300) -> str:
-    """Untrusted prose (a detail string, a reason): visible control/bidi characters, escaped, shortened."""
-    s = "" if value is None else str(value)
-    s = "".join(c if c == " " else tok.visible(c, 10) for c in s[: limit + 1])
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return str(escape(s))
-
-
-@lru_cache(maxsize=1 << 16)
-def chip(token: str) -> str:
-    """One token as a chip: its visible label, escaped; the full (visible) token in the tooltip."""
-    return f'<code class="hw-tok" title="{escape(tok.visible(token, 80))}">{tok.html(token, 40)}</code>'
-
-
-def _num(v: float) -> str:
-    v = float(v)
-    return f'<small class="hw-num">{v:.3g}</small>' if np.isfinite(v) else '<small class="hw-num">n/a</small>'
-
-
-_TOKENISH = re.compile(r"tok|promot|suppress|answer|word|input|^top$", re.I)
-
-
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (str, int, float, bool))
-
-
-def _cell(v: Any, key: str) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (int, float)):
-        return fmt(float(v), 4) if isinstance(v, float) else str(v)
-    return chip(v) if _TOKENISH.search(key) or key in ("top", "correct_token", "answer") else prose(v, 80)
-
-
-def detail_html(value: Any, key: str = "", depth: int = 0) -> str:
-    """A score's per-head detail JSON, shown generically: token lists as chips, [token, number]
-    pairs as chips with numbers, {input: ..., top: [...]} as "input → chips", nested dicts as
-    small tables. Every string in it is untrusted and escaped."""
-    if depth > 3:
-        return prose(json.dumps(value, default=str), 200)
-    if isinstance(value, dict):
-        rows = "".join(f"<tr><th>{prose(k, 60)}</th><td>{detail_html(v, str(k), depth + 1)}</td></tr>" for k, v in list(value.items())[:30])
-        return f'<table class="hw-detail">{rows}</table>'
-    if isinstance(value, (list, tuple)) and value and all(isinstance(it, dict) and len(it) <= 8 and all(_scalar(v) for v in it.values())
-                                                          for it in value):
-        keys: list[str] = []
-        for it in value:
-            keys += [k for k in it if k not in keys]
-        head = "".join(f"<th>{prose(k, 40)}</th>" for k in keys)
-        body = "".join("<tr>" + "".join(f"<td>{_cell(it.get(k), k)}</td>" for k in keys) + "</tr>" for it in list(value)[:12])
-        more = f"<small>… {len(value) - 12} more</small>" if len(value) > 12 else ""
-        return f'<table class="hw-detail"><thead><tr>{head}</tr></thead>{body}</table>{more}'
-    if isinstance(value, (list, tuple)):
-        items = list(value)[:8 if value and isinstance(value[0], dict) else 24]
-        parts: list[str] = []
-        for it in items:
-            if isinstance(it, str):
-                parts.append(chip(it))
-            elif isinstance(it, (list, tuple)) and len(it) == 2 and isinstance(it[0], str) and isinstance(it[1], (int, float)):
-                parts.append(chip(it[0]) + _num(it[1]))
-            elif isinstance(it, dict) and len(it) == 2 and sum(isinstance(v, str) for v in it.values()) == 1 \
-                    and sum(isinstance(v, list) for v in it.values()) == 1:
-                head = next(v for v in it.values() if isinstance(v, str))
-                rest = next(v for v in it.values() if isinstance(v, list))
-                parts.append(f'<span class="hw-row">{chip(head)} → {detail_html(rest, "", depth + 1)}</span>')
-            elif isinstance(it, dict):
-                s = next((it[k] for k in ("token", "str", "text", "tok", "name") if isinstance(it.get(k), str)), None)
-                n = next((it[k] for k in ("value", "logit", "score", "weight", "prob") if isinstance(it.get(k), (int, float))), None)
-                parts.append(chip(s) + (_num(n) if n is not None else "") if s is not None else detail_html(it, "", depth + 1))
-            elif isinstance(it, (int, float)) and not isinstance(it, bool):
-                parts.append(f"<span>{fmt(float(it), 3)}</span>")
-            else:
-                parts.append(prose(it, 80))
-        if len(value) > len(items):
-            parts.append(f"<small>… {len(value) - len(items)} more</small>")
-        return f'<span class="hw-chips">{" ".join(parts)}</span>'
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return fmt(float(value), 4) if isinstance(value, float) else str(value)
-    if isinstance(value, str) and _TOKENISH.search(key):
-        return chip(value)
-    return prose(value)
-
-
-def _parse(detail: Any) -> Any:
-    if not isinstance(detail, str):
-        return detail
-    try:
-        return json.loads(detail)
-    except ValueError:
-        return detail
+HEADS_PER_JOB = 600
+PARALLEL_FROM = 1500  # head pages to render before a pool of worker processes pays off
 
 
 def bar_html(v: float, lo: float = -1.0, hi: float = 1.0) -> str:
@@ -257,10 +163,13 @@ class ModelHeads:
             tasks.append(f'<h3>{escape(task_name(family))}</h3><table class="hw-bars">{trs}</table>')
         det = self.data.details.get(self.model["model"], {}).get((layer, head), {})
         details = []
-        for mid, d in sorted(det.items(), key=lambda kv: (0 if self._kind(kv[0]) == "weights" else 1, kv[0])):
+        for mid, d in sorted(det.items(), key=lambda kv: (0 if self._meta(kv[0]).get("kind") == "weights" else 1, kv[0])):
             title = self.title.get(mid) or escape(mid)
-            note = "<br><small>what its OV circuit promotes</small>" if self._kind(mid) == "weights" and "promot" in str(d)[:400] else ""
-            details.append(f'<tr><th><a href="../../metrics/{escape(mid)}.html">{title}</a>{note}</th><td>{detail_html(_parse(d))}</td></tr>')
+            meta = self._meta(mid)
+            fields = meta.get("detail_fields") or {}
+            # a weights family that declares which tokens its OV circuit promotes
+            note = "<br><small>what its OV circuit promotes</small>" if meta.get("kind") == "weights" and "promotes" in fields else ""
+            details.append(f'<tr><th><a href="../../metrics/{escape(mid)}.html">{title}</a>{note}</th><td>{details_html(d, fields)}</td></tr>')
         if details:
             details = ['<table class="hw-details">', *details, "</table>"]
         attn = []
@@ -271,11 +180,11 @@ class ModelHeads:
         return {"scores_html": Markup("".join(rows)), "tasks_html": Markup("".join(tasks)), "details_html": Markup("".join(details)),
                 "attn": attn}
 
-    def _kind(self, mid: str) -> str:
+    def _meta(self, mid: str) -> dict[str, Any]:
         try:
-            return self.data.metric(mid).get("kind", "")
+            return self.data.metric(mid)
         except KeyError:
-            return ""
+            return {}
 
 
 def model_key(data: SiteData, model: dict[str, Any], grids: dict[str, np.ndarray], chrome: str) -> str:
@@ -284,7 +193,8 @@ def model_key(data: SiteData, model: dict[str, Any], grids: dict[str, np.ndarray
     h.update(json.dumps(model, default=str, sort_keys=True).encode())
     for mid in sorted(grids):
         meta = data.metric(mid)
-        h.update(json.dumps([mid, meta.get("title"), meta.get("kind"), meta.get("family"), meta.get("version")]).encode())
+        h.update(json.dumps([mid, meta.get("title"), meta.get("kind"), meta.get("family"), meta.get("version"),
+                             fields_to_json(meta.get("detail_fields") or {})], sort_keys=True).encode())
         h.update(np.ascontiguousarray(grids[mid]).tobytes())
     for (l, hh), d in sorted(data.details.get(model["model"], {}).items()):
         h.update(f"{l},{hh}".encode())
@@ -314,7 +224,6 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
     carries the model's numbers, and the worker opens its own read-only database connection
     for the attention patterns)."""
     from ..store.db import connect_readonly
-    from .render import _env, write_file
 
     m = job["model"]
     own = data is None
@@ -325,7 +234,7 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
             data.con = connect_readonly(job["data_dir"])
     try:
         mh = ModelHeads(data, m, job["stats"], None)
-        template = (env or _env()).get_template("head.html.j2")
+        template = (env or environment()).get_template("head.html.j2")
         root = job["root"]
         out = []
         for layer, head in job["heads"]:
@@ -346,3 +255,68 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
     finally:
         if own:
             data.close()
+
+
+def render_head_pages(data: SiteData, writer: Writer, env: Environment, *, per_model: dict[str, ModelStats],
+                      labels: dict[tuple[str, int, int], list[dict[str, Any]]], cross: CrossModel, chrome: str,
+                      theme: dict[str, Any], data_dir: Path) -> None:
+    """Every model's head pages and their cross-model sidecars. A page whose inputs (``model_key``)
+    are those of the page already there is kept without rendering."""
+    stats: RenderStats = writer.stats
+    jobs: list[dict[str, Any]] = []
+    for m in data.models:
+        name, slug = m["model"], m["slug"]
+        st = per_model[name]
+        key = model_key(data, m, st.grids, chrome)
+        mh = ModelHeads(data, m, st, cross)
+        todo = []
+        for layer in range(m["n_layers"]):
+            writer.write(f"heads/{slug}/L{layer}.x.js", mh.sidecar(layer))
+            for head in range(m["n_heads"]):
+                rel = f"heads/{slug}/L{layer}H{head}"
+                old = writer.entry(f"{rel}.html")
+                if old.get("own") == key and (writer.root / f"{rel}.html").is_file():
+                    writer.keep_as_is(f"{rel}.html")
+                    stats.heads_unchanged += 1
+                    stats.head_bytes.append(int(old.get("size") or 0))
+                else:
+                    todo.append((layer, head))
+        model_labels_ = {(l, h): lab for (mm, l, h), lab in labels.items() if mm == name}
+        for i in range(0, len(todo), HEADS_PER_JOB):
+            jobs.append({"model": m, "key": key, "heads": todo[i:i + HEADS_PER_JOB], "stats": st, "labels": model_labels_,
+                         "metrics": [meta for meta in data.metrics if meta["metric"] in st.grids], "theme": theme,
+                         "details": data.details.get(name, {}), "tables": sorted(data.tables), "data_dir": data_dir,
+                         "root": writer.root})
+    for job, results in _run_jobs(jobs, data, env):
+        for rel, sha, size, written in results:
+            writer.record(rel, sha, written, own=job["key"], size=str(size))
+            stats.heads_rendered += 1
+            stats.head_bytes.append(size)
+
+
+def render_workers() -> int:
+    """Worker processes for head pages: $HEADWIKI_RENDER_WORKERS, else one per CPU but one (at most 8)
+    on machines with four or more CPUs, and none (render in this process) on smaller ones, where
+    starting workers costs about what they save."""
+    env = os.environ.get("HEADWIKI_RENDER_WORKERS", "").strip()
+    if env.isdigit():
+        return max(1, int(env))
+    cpus = os.cpu_count() or 1
+    return min(cpus - 1, 8) if cpus >= 4 else 1
+
+
+def _run_jobs(jobs: list[dict[str, Any]], data: SiteData, env: Environment) -> Iterator[tuple[dict[str, Any], list[tuple[str, str, int, bool]]]]:
+    """Render head pages, in this process or (for many pages, with several CPUs) in a process pool."""
+    workers = min(render_workers(), len(jobs))
+    if workers <= 1 or sum(len(j["heads"]) for j in jobs) < PARALLEL_FROM:
+        for job in jobs:
+            yield job, render_heads(job, data, env)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent holds a DuckDB connection (and, inside `wiki build`, torch's thread pools)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(render_heads, job): job for job in jobs}
+        for fut, job in futures.items():
+            yield job, fut.result()

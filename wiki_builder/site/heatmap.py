@@ -215,7 +215,7 @@ def attention_axes(tokens: list[str], title: str) -> AttentionAxes:
     labels = [tok.html(t, 12) for t in tokens[:n]]
     # query labels down the left; key labels along the top, written at -60 degrees: inside a group
     # rotated by -60 degrees, the point x along the top edge is at (x / 2, x * sin 60)
-    parts = [f'<g text-anchor="end">']
+    parts = ['<g text-anchor="end">']
     parts += [f'<text x="{left - 4}" y="{top + i * cell + cell * 0.72:g}">{lab}</text>' for i, lab in enumerate(labels)]
     parts.append(f'</g><g transform="translate({left},{top - 4}) rotate(-60)">')
     parts += [f'<text x="{(i + 0.45) * cell / 2:.1f}" y="{(i + 0.45) * cell * 0.866:.1f}">{lab}</text>' for i, lab in enumerate(labels)]

@@ -4,7 +4,8 @@ A label is shown on a head's page as, e.g., "induction head: stripe 0.91 (>= 0.4
 heads", and is searchable. The rules live here, in one table, so a metric's owner can tune its
 threshold in one place; a metric without a rule simply gets no label (its score, rank and
 percentile are still on every page). A rule matches a metric id exactly or, with a trailing
-``*`` / leading ``*``, by prefix / suffix; task rules name the task from the metric's family.
+``*`` / leading ``*``, by prefix / suffix; task rules name the task from the metric's family, as
+the task table's ``label`` column says.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..tasks import table as task_table
+from .text import ordinal
 
 
 @dataclass(frozen=True)
@@ -44,29 +48,22 @@ RULES: tuple[LabelRule, ...] = (
     LabelRule("*_dla", "writes against the answer in {task}", "direct logit attribution", 1.0, sign=-1),
 )
 
-TASK_NAMES = {
-    "ioi": "IOI",
-    "greater_than": "greater-than",
-    "sequence": "sequence continuation",
-    "induction_task": "the induction task",
-    "docstring": "docstring",
-}
+
+def task_names() -> dict[str, str]:
+    """Task family id -> how a label names the task ("IOI", "the induction task"), from the task table
+    (read at each call, so a task added to the table is named as its row says)."""
+    return {t.name: t.label for t in task_table.TASKS}
 
 
 def task_name(family: str | None) -> str:
     if not family:
         return "the task"
-    return TASK_NAMES.get(family, family.replace("_", " "))
+    return task_names().get(family, family.replace("_", " "))
 
 
 @lru_cache(maxsize=4096)
 def rules_for(metric: str) -> tuple[LabelRule, ...]:
     return tuple(r for r in RULES if r.pattern == metric or ("*" in r.pattern and fnmatch.fnmatchcase(metric, r.pattern)))
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def model_labels(grids: dict[str, np.ndarray], ranks: dict[str, np.ndarray], bottom: dict[str, np.ndarray],
@@ -92,7 +89,7 @@ def model_labels(grids: dict[str, np.ndarray], ranks: dict[str, np.ndarray], bot
                 layer, head = int(layer), int(head)
                 v = float(grid[layer, head])
                 rank = int((ranks if rule.sign > 0 else bottom)[mid][layer, head])
-                where = f"{_ordinal(rank)} of {n} heads" if rule.sign > 0 else f"{_ordinal(rank)} most negative of {n} heads"
+                where = f"{ordinal(rank)} of {n} heads" if rule.sign > 0 else f"{ordinal(rank)} most negative of {n} heads"
                 item = {"metric": mid, "title": meta.get("title", mid), "evidence": rule.evidence, "value": v,
                         "threshold": thr, "op": op, "rank": rank, "n": n, "where": where,
                         "text": f"{rule.evidence} {v:.2f} ({op} {thr:g}), {where}"}

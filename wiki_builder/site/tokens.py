@@ -85,3 +85,9 @@ def plain(text: object) -> str:
     """Text for a page title or YAML front matter: visible characters, with nothing HTML could read as markup."""
     s = visible(text, max_chars=200) if text is not None else ""
     return "".join(" " if ch == "␣" else ch for ch in s if ch not in "<>&\"'`\\")
+
+
+@lru_cache(maxsize=1 << 16)
+def chip(token: str) -> str:
+    """One token as a chip (HTML): its visible label, escaped; the full (visible) token in the tooltip."""
+    return f'<code class="hw-tok" title="{escape(visible(token, 80))}">{html(token, 40)}</code>'
