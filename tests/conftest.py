@@ -1,28 +1,27 @@
-"""Shared fixtures: a hand-constructed model, a populated hub cache, and one built wiki."""
+"""Shared fixtures: a hand-constructed model, a populated hub cache, and one built wiki.
+
+Helpers (run_wiki, the model builders, paths) live in tests/support, imported as `support`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import constructed  # noqa: E402
+from support import constructed, run_wiki
 
-REPO = Path(__file__).resolve().parents[1]
-WIKI = [sys.executable, "-m", "wiki_builder.cli"]
+TIERS = ("unit", "integration", "browser")
 
 
-def run_wiki(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real CLI in a subprocess, as a user would."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run([*WIKI, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"wiki {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def pytest_collection_modifyitems(config, items):
+    """Check (never assign) the tiers: every test must carry exactly one of unit, integration, browser."""
+    bad = []
+    for item in items:
+        tiers = sorted({m.name for m in item.iter_markers() if m.name in TIERS})
+        if len(tiers) != 1:
+            bad.append(f"  {item.nodeid}: {', '.join(tiers) or 'no tier'}")
+    if bad:
+        raise pytest.UsageError("every test needs exactly one tier marker (unit, integration or browser):\n" + "\n".join(bad))
 
 
 @pytest.fixture(scope="session")

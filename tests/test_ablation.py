@@ -9,21 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-import constructed
-from conftest import run_wiki
-from wiki_builder.tasks import engine as A
+from support import ZOO_NAMES, constructed, embedded_dir, run_wiki
+from wiki_builder.families import select
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec
-from wiki_builder.families import select
 from wiki_builder.scores.base import BuildOptions, RunContext
 from wiki_builder.scores.runner import compute_scores
-from wiki_builder.tasks.prompts import build_task, for_bridge
+from wiki_builder.tasks import engine as A
 from wiki_builder.tasks.common import Task
+from wiki_builder.tasks.prompts import for_bridge
 from wiki_builder.tasks.score import score_task
 
 TOL = 1e-5
 KINDS = ["mean", "resample", "zero"]
-EMBEDDED = Path(__file__).resolve().parents[1] / "wiki_builder" / "models" / "embedded"
 
 
 def save_random(kind: str, out: Path) -> Path:
@@ -81,6 +79,7 @@ def compare(bridge, task, kinds=KINDS, budget=None):
     return runs, engine, exact
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
 @pytest.mark.parametrize("name", ["ioi", "greater_than", "sequence", "induction_task"])
 def test_exact_engine_equals_naive_loop(random_bridges, arch, name):
@@ -92,6 +91,7 @@ def test_exact_engine_equals_naive_loop(random_bridges, arch, name):
     assert exact.info["batches"] > 1 and engine.copies_per_batch < 3 * 4 * 3
 
 
+@pytest.mark.unit
 def test_half_precision_engine(random_dirs):
     """Under bfloat16 forward passes (wiki build's mixed-bf16 on GPUs) the engine still matches the loop."""
     bridge = load_model(ModelSpec("bf16", "local", str(random_dirs["llama"])), device="cpu").bridge
@@ -106,6 +106,7 @@ def test_half_precision_engine(random_dirs):
         np.testing.assert_allclose(exact.kl[k], naive.kl[k], atol=1e-2)
 
 
+@pytest.mark.unit
 def test_exact_engine_on_the_constructed_model(constructed_bridge):
     """On the hand-built model (only the induction prompts are expressible), forced: the model need not do the task."""
     task = for_bridge("induction_task", constructed_bridge, n=6, seed=0, period=constructed.OFFSET + 1)
@@ -119,6 +120,7 @@ def test_exact_engine_on_the_constructed_model(constructed_bridge):
             assert exact.metric[kind][constructed.EXPECTED[name]] == pytest.approx(runs.clean_metric, abs=1e-6)
 
 
+@pytest.mark.unit
 def test_attribution_patching_matches_transformer_lens_and_correlates(random_bridges):
     """Our batched estimate = TransformerLens' attribution_patch (resample, an index-free metric); both track exact ablation."""
     from transformer_lens.tools.analysis.attribution_patching import attribution_patch
@@ -151,6 +153,7 @@ def test_attribution_patching_matches_transformer_lens_and_correlates(random_bri
         assert A.pearson(est[k], exact.metric[k] - runs.clean_metric) > 0.9
 
 
+@pytest.mark.unit
 def test_own_dla_equals_transformer_lens_dla(random_bridges):
     """The direction-based DLA (greater-than, induction) is TransformerLens' DLA where both apply (IOI)."""
     for arch, bridge in random_bridges.items():
@@ -162,6 +165,7 @@ def test_own_dla_equals_transformer_lens_dla(random_bridges):
         np.testing.assert_allclose(own, via_tl, atol=1e-5, rtol=1e-4, err_msg=arch)
 
 
+@pytest.mark.unit
 def test_family_outputs_and_options(random_bridges):
     """The family's outputs: fractions lost, KL fractions, DLA; zero ablation on request; attribution method; not applicable."""
     bridge = random_bridges["llama"]
@@ -189,6 +193,7 @@ def test_family_outputs_and_options(random_bridges):
     assert att.setup["attribution_checked_heads"] == 3 * 2 and att.setup["attribution_vs_exact_pearson"]["mean"] is not None
 
 
+@pytest.mark.unit
 def test_engine_falls_back_when_the_replay_check_fails(random_bridges, monkeypatch):
     bridge = random_bridges["gpt2"]
     task = for_bridge("sequence", bridge, n=3, seed=0)
@@ -207,6 +212,7 @@ def test_engine_falls_back_when_the_replay_check_fails(random_bridges, monkeypat
     np.testing.assert_allclose(score.outputs["sequence_mean_ablation"].values, again.outputs["sequence_mean_ablation"].values, atol=TOL)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_replay_check_catches_a_broken_engine(random_bridges, monkeypatch, arch):
     """verify() compares with the model's own patched forward pass: an engine that drops the ablation, or
@@ -231,6 +237,7 @@ def test_replay_check_catches_a_broken_engine(random_bridges, monkeypatch, arch)
         assert A.ExactEngine(bridge, runs).verify() > 1e-3
 
 
+@pytest.mark.unit
 def test_runner_stores_task_families(constructed_bridge):
     """Through compute_scores, as wiki build calls it; the task families bring their example prompts."""
     res = compute_scores(constructed_bridge, select(["ioi", "induction_task"]), ctx=RunContext(seed=0, options=BuildOptions(ablation=("mean", "resample", "zero"))))
@@ -239,20 +246,17 @@ def test_runner_stores_task_families(constructed_bridge):
     assert len(res.examples[1]["tokens"]) == 1 + 2 * 8
 
 
-def embedded_models() -> list[str]:
-    return sorted(p.name for p in EMBEDDED.iterdir() if (p / "config.json").is_file()) if EMBEDDED.is_dir() else []
-
-
-@pytest.mark.skipif(not embedded_models(), reason="the embedded zoo (wiki_builder/models/embedded/toy-*) has not been trained yet")
-@pytest.mark.parametrize("model", embedded_models() or ["none"])
+@pytest.mark.integration
+@pytest.mark.parametrize("model", ZOO_NAMES)
 def test_top_heads_carry_the_task_on_the_zoo(model):
     """Ablating the 3 heads the wiki ranks highest removes at least half of the task; 3 random heads remove far less.
 
     A (model, task) pair is checked when the model does the task and its heads carry it at all
-    (ablating every head removes at least half); other pairs are listed in the skip reason.
+    (ablating every head removes at least half); other pairs are printed. A member with no pair to check fails.
     """
     from wiki_builder.models.resolve import resolve
 
+    embedded_dir(model)  # a missing embedded model is a failure, never a skip
     torch.set_num_threads(1)
     bridge = load_model(resolve(model), device="cpu").bridge
     L, H = int(bridge.cfg.n_layers), int(bridge.cfg.n_heads)
@@ -265,7 +269,7 @@ def test_top_heads_carry_the_task_on_the_zoo(model):
             skipped.append(f"{name}: {out.reason[:90]}")
             continue
         runs = score.runs
-        lost = lambda heads: (runs.clean_metric - A.ablate_heads(bridge, runs, heads, "mean")[0]) / runs.gap  # noqa: E731
+        lost = lambda heads, runs=runs: (runs.clean_metric - A.ablate_heads(bridge, runs, heads, "mean")[0]) / runs.gap  # noqa: E731
         if lost(everyone) < 0.5:
             skipped.append(f"{name}: ablating all {L * H} heads removes {lost(everyone):.2f} of the metric (done outside the heads)")
             continue
@@ -279,10 +283,10 @@ def test_top_heads_carry_the_task_on_the_zoo(model):
         assert rand < 0.5 * top_lost, (name, top_lost, rand)
         checked.append(name)
     print(f"{model}: validated {checked}; not validated: {skipped}")
-    if not checked:
-        pytest.skip(f"{model}: no task to validate; " + "; ".join(skipped))
+    assert checked, f"{model}: no task to validate; " + "; ".join(skipped)
 
 
+@pytest.mark.integration
 def test_wiki_bench_quick():
     proc = run_wiki("bench", "--quick", "--prompts", "2", timeout=300)
     out = proc.stdout

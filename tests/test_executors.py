@@ -8,8 +8,7 @@ import shutil
 import duckdb
 import pytest
 
-from conftest import run_wiki
-from test_reliability import FAST, broken_models
+from support import FAST, broken_models, run_wiki
 from wiki_builder.store import read_record, score_files, write_record
 from wiki_builder.store.parquet import ModelRecord, open_store
 
@@ -24,6 +23,7 @@ def scores(root):
         con.close()
 
 
+@pytest.mark.integration
 @needs_ray
 def test_ray_matches_local_and_records_failures(tmp_path, constructed_dir):
     models = []
@@ -50,6 +50,7 @@ def test_ray_matches_local_and_records_failures(tmp_path, constructed_dir):
     assert scores(ray_root) == scores(local_root)
 
 
+@pytest.mark.unit
 def test_store_on_a_non_local_filesystem(tmp_path):
     """Write, list and read model files through a pyarrow filesystem that is not the local disk."""
     record = ModelRecord(model={"model": "m", "n_layers": 1, "n_heads": 1},
@@ -66,6 +67,7 @@ def test_store_on_a_non_local_filesystem(tmp_path):
     assert not (tmp_path / "scores").exists()  # nothing went to the local disk
 
 
+@pytest.mark.integration
 def test_bad_store_and_executor_are_refused(tmp_path):
     for args, needle in ((["--store", "nosuchscheme://x/y"], "not a storage location"), (["--executor", "spark"], "Unknown --executor")):
         proc = run_wiki("build", "--models", "toy-gpt2", *args, "--root", str(tmp_path), check=False)

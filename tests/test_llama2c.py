@@ -13,23 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-SHARED = Path(os.environ.get("HEADWIKI_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-MODEL_DIR = SHARED / "models" / "stories260K"
-BIN = MODEL_DIR / "stories260K.bin"
-TOK = MODEL_DIR / "tok512.bin"
-
-if not (BIN.is_file() and TOK.is_file()):
-    pytest.skip(
-        f"stories260K checkpoint not found at {MODEL_DIR} (set HEADWIKI_SHARED to the shared data folder)",
-        allow_module_level=True,
-    )
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local; never reach for the hub
-
-import torch  # noqa: E402
-
-from wiki_builder.models.llama2c import (  # noqa: E402
+from support import STORIES, stories260k
+from wiki_builder.models.llama2c import (
     convert_llama2c,
     read_checkpoint,
     read_tokenizer,
@@ -39,6 +26,11 @@ from wiki_builder.models.llama2c import (  # noqa: E402
     reference_greedy,
 )
 
+pytestmark = pytest.mark.integration
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local; never reach for the hub
+
+BIN, TOK = STORIES / "stories260K.bin", STORIES / "tok512.bin"
 TOL = 1e-4
 SENTENCES = [
     "Once upon a time",
@@ -52,13 +44,14 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("llama2c") / "stories260K-hf"
-    return convert_llama2c(BIN, TOK, out, verify=True)
+    return convert_llama2c(*stories260k(), out, verify=True)
 
 
 @pytest.fixture(scope="module")
 def reference() -> tuple:
-    cfg, weights = read_checkpoint(BIN)
-    return cfg, weights, read_tokenizer(TOK)
+    ckpt, tok = stories260k()
+    cfg, weights = read_checkpoint(ckpt)
+    return cfg, weights, read_tokenizer(tok)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +71,11 @@ def hf_tokenizer(converted: Path):
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_the_checkpoint_is_there() -> None:
+    """A missing stories260K is a failure, never a skip."""
+    assert stories260k() == (BIN, TOK)
 
 
 def test_written_directory(converted: Path, reference) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_wiki
+from support import run_wiki
 from wiki_builder.models.load import ModelLoadError, load_model, pick_device
 from wiki_builder.models.resolve import ModelNotFound, ModelSpec, embedded_models, resolve, resolve_many
 
 
+@pytest.mark.unit
 def test_aliases_resolve_to_official_hub_names():
     spec = resolve("gpt2-small")
     assert (spec.source, spec.location, spec.name) == ("hub", "gpt2", "gpt2-small")
@@ -16,12 +17,14 @@ def test_aliases_resolve_to_official_hub_names():
     assert resolve("gpt2-medium").location == "gpt2-medium"
 
 
+@pytest.mark.unit
 def test_unknown_name_lists_close_matches():
     with pytest.raises(ModelNotFound) as exc:
         resolve("gpt2-smal")
     assert "gpt2-small" in str(exc.value) and "wiki models" in str(exc.value)
 
 
+@pytest.mark.unit
 def test_bad_paths_and_empty_lists_are_explained(tmp_path):
     with pytest.raises(ModelNotFound, match="no config.json"):
         resolve(str(tmp_path))
@@ -31,6 +34,7 @@ def test_bad_paths_and_empty_lists_are_explained(tmp_path):
         resolve_many(" , ")
 
 
+@pytest.mark.integration
 def test_embedded_models_load_through_the_bridge():
     names = embedded_models()
     assert "toy-gpt2" in names
@@ -39,6 +43,7 @@ def test_embedded_models_load_through_the_bridge():
     assert loaded.bridge.to_str_tokens("When Mary and John went to the store")[1:3] == ["When", "Mary"]
 
 
+@pytest.mark.unit
 def test_local_directory_loads(constructed_dir):
     spec = resolve(str(constructed_dir))
     assert spec.source == "local" and spec.name == "constructed"
@@ -46,6 +51,7 @@ def test_local_directory_loads(constructed_dir):
     assert loaded.info["n_heads"] == 2 and loaded.device == "cpu"
 
 
+@pytest.mark.unit
 def test_device_and_dtype_are_checked():
     assert pick_device("auto") in ("cpu", "cuda")
     with pytest.raises(ModelLoadError, match="Unknown device"):
@@ -54,6 +60,7 @@ def test_device_and_dtype_are_checked():
         load_model(ModelSpec("x", "local", "/nonexistent"), device="cpu", dtype="float8")
 
 
+@pytest.mark.integration
 def test_hub_name_builds_from_an_offline_cache(tmp_path, hub_cache):
     """The real hub path: `--models gpt2-small` through TransformerLens, served by a local HF cache."""
     proc = run_wiki("build", "--models", "gpt2-small", "--no-site", "--root", str(tmp_path),
@@ -63,6 +70,7 @@ def test_hub_name_builds_from_an_offline_cache(tmp_path, hub_cache):
     assert "hub,gpt2,2" in out
 
 
+@pytest.mark.integration
 def test_hub_failure_says_what_to_do(tmp_path):
     proc = run_wiki("build", "--models", "gpt2-medium", "--no-site", "--root", str(tmp_path),
                     env={"HF_HOME": str(tmp_path / "empty-cache"), "HF_HUB_OFFLINE": "1"}, check=False)
@@ -71,6 +79,7 @@ def test_hub_failure_says_what_to_do(tmp_path):
     assert "hub could not be reached" in text and "local Hugging Face-format directory" in text and "HF_HUB_OFFLINE=1" in text
 
 
+@pytest.mark.integration
 def test_unknown_model_on_the_command_line(tmp_path):
     proc = run_wiki("build", "--models", "gpt2-smal", "--root", str(tmp_path), check=False)
     assert proc.returncode == 2

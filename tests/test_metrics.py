@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import constructed
+from support import constructed
+from wiki_builder.families import registry, select
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec, resolve
-from wiki_builder.families import registry
 from wiki_builder.scores.probe import ProbeConfig, build_probe
-from wiki_builder.families import select
 from wiki_builder.scores.runner import compute_scores
 
 
@@ -24,6 +23,7 @@ def scores(bridge):
     return compute_scores(bridge, select()).values
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("metric", ["prev_token", "duplicate_token", "induction"])
 def test_constructed_head_scores_its_metric(scores, metric):
     grid = scores[metric]
@@ -33,6 +33,7 @@ def test_constructed_head_scores_its_metric(scores, metric):
     assert others.max() < 0.1, grid
 
 
+@pytest.mark.unit
 def test_fixed_offset_head_is_not_an_induction_head(bridge, scores):
     """The pitfall in the reference: with one period T, a head at offset T-1 looks like induction."""
     layer, head = constructed.EXPECTED["positional"]
@@ -41,6 +42,7 @@ def test_fixed_offset_head_is_not_an_induction_head(bridge, scores):
     assert scores["induction"][layer, head] < 0.1  # not fooled by varied periods
 
 
+@pytest.mark.unit
 def test_probe_varies_period_and_avoids_special_tokens(bridge):
     probe = build_probe(bridge)
     assert len(set(probe.periods.tolist())) == len(probe.periods) > 10
@@ -53,6 +55,7 @@ def test_probe_varies_period_and_avoids_special_tokens(bridge):
     assert (again.tokens == probe.tokens).all()
 
 
+@pytest.mark.unit
 def test_agrees_with_transformer_lens_detect_head(bridge):
     """detect_head's 'mul' measure agrees where the definitions coincide (previous and duplicate token)."""
     from transformer_lens.head_detector import detect_head
@@ -67,6 +70,7 @@ def test_agrees_with_transformer_lens_detect_head(bridge):
     assert prev.max() > 0.9 and abs(prev.max() - ours["prev_token"].max()) < 0.1
 
 
+@pytest.mark.unit
 def test_every_metric_module_is_described():
     metrics = registry()
     assert {"induction", "prev_token", "duplicate_token"} <= set(metrics)
@@ -75,6 +79,7 @@ def test_every_metric_module_is_described():
         assert m.version and len(m.description) > 40 and m.formula and m.reference
 
 
+@pytest.mark.integration
 def test_toy_gpt2_grows_induction_after_previous_token():
     """The issue's acceptance check on the embedded GPT-2."""
     spec = resolve("toy-gpt2")

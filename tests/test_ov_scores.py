@@ -5,28 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import constructed_ov
+from support import constructed_ov, embedded_dir, stories260k
+from wiki_builder.families import registry, select
 from wiki_builder.models.load import load_model
 from wiki_builder.models.resolve import ModelSpec, embedded_models, resolve
-from wiki_builder.families import registry
+from wiki_builder.scores.base import RunContext
+from wiki_builder.scores.runner import compute_scores
 from wiki_builder.scores.weights import copy_score
 from wiki_builder.scores.weights import ov as _ov
 from wiki_builder.scores.weights.ov_copying import copying_ratio, full_ov_eigenvalues
-from wiki_builder.families import select
-from wiki_builder.scores.base import BuildOptions, RunContext
-from wiki_builder.scores.runner import compute_scores
 from wiki_builder.scores.weights.successor import SETS
 
 FAMILIES = ["ov_copying", "copy_score", "successor"]
 OUTPUTS = ["ov_copying", "copy_score", "negative_copy_score", "successor"]
-SHARED = Path(os.environ.get("HEADWIKI_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
-STORIES = SHARED / "models" / "stories260K"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -48,12 +44,9 @@ def cov(cov_bridge):
 
 @pytest.fixture(scope="module")
 def stories_bridge(tmp_path_factory):
-    if not (STORIES / "stories260K.bin").is_file():
-        pytest.skip(f"stories260K checkpoint not found at {STORIES}")
     from wiki_builder.models.llama2c import convert_llama2c
 
-    out = convert_llama2c(STORIES / "stories260K.bin", STORIES / "tok512.bin", tmp_path_factory.mktemp("llama2c") / "stories260K",
-                          verify=False)
+    out = convert_llama2c(*stories260k(), tmp_path_factory.mktemp("llama2c") / "stories260K", verify=False)
     return load_model(ModelSpec("stories260K", "local", str(out)), device="cpu").bridge
 
 
@@ -84,6 +77,7 @@ def others(grid, cell):
 # ---------------------------------------------------------------- known by construction
 
 
+@pytest.mark.unit
 def test_constructed_ov_copying(cov):
     grid = cov["ov_copying"].values
     assert grid[constructed_ov.EXPECTED["copy"]] > 0.99, grid
@@ -96,6 +90,7 @@ def test_constructed_ov_copying(cov):
     assert np.all(np.abs(grid) <= 1 + 1e-9)
 
 
+@pytest.mark.unit
 def test_constructed_copy_scores(cov):
     pos, neg = cov["copy_score"].values, cov["negative_copy_score"].values
     assert pos[constructed_ov.EXPECTED["copy"]] == 1.0 and neg[constructed_ov.EXPECTED["anti_copy"]] == 1.0
@@ -107,6 +102,7 @@ def test_constructed_copy_scores(cov):
     assert setup["names_used"] == len(constructed_ov.NAMES) and setup["names_dropped"] == []
 
 
+@pytest.mark.unit
 def test_constructed_successor(cov):
     out = cov["successor"]
     grid = out.values
@@ -125,6 +121,7 @@ def test_constructed_successor(cov):
     assert out.details[constructed_ov.EXPECTED["copy"]]["examples"][0]["top"] == examples["one"]["input"]  # copying: one -> one
 
 
+@pytest.mark.unit
 def test_details_and_setup_are_json(cov, cov_bridge):
     n_layers, n_heads = cov_bridge.cfg.n_layers, cov_bridge.cfg.n_heads
     for oid in OUTPUTS:
@@ -140,6 +137,7 @@ def test_details_and_setup_are_json(cov, cov_bridge):
     assert anti["ov_only"] < -0.99 and all(p["top"][0][0] != p["input"] for p in anti["promotes"])
 
 
+@pytest.mark.unit
 def test_families_are_registered():
     metrics = registry()
     for fid in FAMILIES:
@@ -151,6 +149,7 @@ def test_families_are_registered():
 # ---------------------------------------------------------------- against the model and TransformerLens
 
 
+@pytest.mark.unit
 def test_eigenvalues_equal_full_circuit(cov_bridge):
     """The d_head x d_head rotation gives the same score as the d_vocab x d_vocab circuit, and as
     TransformerLens' own (W_E @ OV @ W_U).eigenvalues."""
@@ -163,7 +162,8 @@ def test_eigenvalues_equal_full_circuit(cov_bridge):
     np.testing.assert_allclose(ours, tl, atol=1e-3)
 
 
-@pytest.mark.parametrize("which", ["cov_bridge", "stories_bridge", "neox_bridge"])
+@pytest.mark.parametrize("which", [pytest.param("cov_bridge", marks=pytest.mark.unit), pytest.param("stories_bridge", marks=pytest.mark.integration),
+                                   pytest.param("neox_bridge", marks=pytest.mark.unit)])
 def test_ov_path_matches_forward_pass(which, request):
     """On a one-token input each head attends only to itself, so the sum of our per-head outputs (plus
     b_O) must equal the model's attention output, and with attention 0 zeroed the residual after layer 0
@@ -202,6 +202,7 @@ def test_ov_path_matches_forward_pass(which, request):
                 assert float((mine - cache[f"attn{l}"][0]).abs().max()) < 1e-4 * max(scale, 1.0), (which, l)
 
 
+@pytest.mark.unit
 def test_top_k_hits_is_exact_with_screening(monkeypatch):
     """The screening pass must not change any answer: compare with counting over the whole vocabulary."""
     monkeypatch.setattr(copy_score, "SCREEN", 64)
@@ -229,6 +230,7 @@ def test_top_k_hits_is_exact_with_screening(monkeypatch):
 # ---------------------------------------------------------------- real models
 
 
+@pytest.mark.integration
 def test_stories260k(stories_bridge):
     """A real pretrained Llama (RMSNorm, SwiGLU, GQA 8/4) with a 512-token SentencePiece vocabulary."""
     bridge = stories_bridge
@@ -263,6 +265,7 @@ def test_stories260k(stories_bridge):
         assert not succ.setup["sets"]
 
 
+@pytest.mark.unit
 def test_neox_runs(neox_bridge):
     outs = score(neox_bridge)
     assert outs["copy_score"].setup["names_used"] == outs["copy_score"].setup["names_total"]
@@ -271,9 +274,10 @@ def test_neox_runs(neox_bridge):
     assert outs["successor"].setup["sets"]["numbers"]["items"] == 200
 
 
+@pytest.mark.integration
 def test_toy_gpt2():
-    if "toy-gpt2" not in embedded_models():
-        pytest.skip("the embedded toy-gpt2 is not there yet")
+    embedded_dir("toy-gpt2")  # a missing embedded model is a failure, never a skip
+    assert "toy-gpt2" in embedded_models()
     bridge = load_model(resolve("toy-gpt2"), device="cpu").bridge
     outs = score(bridge)
     for oid in OUTPUTS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,10 @@ import time
 import duckdb
 import pytest
 
-from conftest import REPO, run_wiki
+from support import FAST, REPO, broken_models, run_wiki
 from wiki_builder.faults import POINTS
 
-# The attention families are quick and enough to exercise every write path.
-FAST = ["--metrics", "induction,prev_token,duplicate_token"]
+pytestmark = pytest.mark.integration  # every test here runs real `wiki build`s in subprocesses
 
 
 def two_models(tmp_path, constructed_dir):
@@ -89,25 +87,6 @@ def test_stored_work_is_skipped_and_force_recomputes(tmp_path, constructed_dir):
     assert [r[0] for r in runs] == ["ok", "ok", "skipped", "ok"]
     assert runs[0][1] == "induction" and "induction" not in runs[1][1].split(",")  # only the missing families
     assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == 4 * len(con.execute("SELECT DISTINCT metric FROM scores").fetchall())
-
-
-def broken_models(tmp_path, constructed_dir):
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    nan = tmp_path / "nan-model"
-    shutil.copytree(constructed_dir, nan)
-    weights = load_file(nan / "model.safetensors")
-    key = next(k for k in weights if k.endswith("wpe.weight"))
-    weights[key] = torch.full_like(weights[key], float("nan"))
-    save_file(weights, nan / "model.safetensors", metadata={"format": "pt"})
-    alien = tmp_path / "alien-arch"
-    alien.mkdir()
-    (alien / "config.json").write_text(json.dumps({"model_type": "no-such-architecture", "architectures": ["NoSuchForCausalLM"]}))
-    corrupt = tmp_path / "corrupt-weights"
-    shutil.copytree(constructed_dir, corrupt)
-    (corrupt / "model.safetensors").write_bytes(b"not a safetensors file")
-    return {"nan-model": "not finite", "alien-arch": "no-such-architecture", "corrupt-weights": "corrupt-weights"}, [nan, alien, corrupt]
 
 
 def test_one_failing_model_does_not_stop_the_others(tmp_path, constructed_dir):

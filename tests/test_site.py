@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-from conftest import run_wiki
+import pytest
+
+from support import run_wiki
+
+pytestmark = pytest.mark.integration  # a real `wiki build` (built_wiki)
 
 
 def test_site_pages_exist(built_wiki):
@@ -61,12 +65,52 @@ def test_head_pages_are_small_and_do_not_carry_the_whole_navigation(built_wiki):
     assert len(html.encode()) < 50_000
 
 
-def test_rebuild_rewrites_only_changed_pages(built_wiki):
-    proc = run_wiki("build", "--models", "constructed", "--root", str(built_wiki), check=False)
-    # "constructed" is a directory name, not a known model: resolution must fail cleanly...
-    assert proc.returncode == 2
+def test_rebuild_rewrites_only_changed_pages(tmp_path, constructed_dir):
+    """Two models, then one of them really changes (its layer-1 attention is zeroed) and is rebuilt with --force:
+    its head pages and the cross-model pages are rewritten, the other model's head pages keep their bytes and mtimes."""
+    import shutil
+    import time
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from support import FAST
     from wiki_builder.site.render import render_markdown
     from wiki_builder.workspace import open_workspace
 
-    stats = render_markdown(open_workspace(built_wiki))
-    assert stats.written == 0 and stats.unchanged > 10 and stats.heads_rendered == 0
+    alpha, beta, root = tmp_path / "models" / "alpha", tmp_path / "models" / "beta", tmp_path / "wiki"
+    shutil.copytree(constructed_dir, alpha)
+    shutil.copytree(constructed_dir, beta)
+    run_wiki("build", "--models", f"{alpha},{beta}", *FAST, "--root", str(root))
+    src = root / "site_src"
+
+    def files(pattern: str) -> dict[str, tuple[int, bytes]]:
+        """(mtime, bytes) of every page; the renderer's own bookkeeping (.manifest.json) aside."""
+        return {p.relative_to(src).as_posix(): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(src.glob(pattern))
+                if p.is_file() and p.name != ".manifest.json"}
+
+    everything, heads_a, heads_b = files("**/*"), files("heads/alpha/L*H*.html"), files("heads/beta/L*H*.html")
+    assert len(heads_a) == len(heads_b) == 4
+    # nothing changed: rendering again writes nothing
+    stats = render_markdown(open_workspace(root))
+    assert stats.written == 0 and stats.heads_rendered == 0 and stats.unchanged > 10, stats
+    assert files("**/*") == everything
+
+    # beta changes: no attention in layer 1, so its induction and positional heads are gone
+    weights = load_file(beta / "model.safetensors")
+    key = next(k for k in weights if k.endswith("h.1.attn.c_attn.weight"))
+    weights[key] = torch.zeros_like(weights[key])
+    save_file(weights, beta / "model.safetensors", metadata={"format": "pt"})
+    time.sleep(0.05)
+    run_wiki("build", "--models", str(beta), *FAST, "--force", "--root", str(root))
+
+    after = files("**/*")
+    changed = {rel for rel, (mtime, data) in after.items() if rel not in everything or everything[rel] != (mtime, data)}
+    assert files("heads/alpha/L*H*.html") == heads_a  # the other model's head pages: same bytes, not even rewritten
+    untouched = {rel for rel in everything if "alpha" in rel and not rel.endswith(".x.js")}  # its model page, heatmaps, scores too
+    assert len(untouched) > 5 and not untouched & changed, sorted(untouched & changed)
+    assert {"heads/beta/L1H0.html", "heads/beta/L1H1.html", "models/beta.md"} <= changed, sorted(changed)
+    assert "heads/alpha/L1.x.js" in changed, sorted(changed)  # cross-model: alpha's layer-1 heads lost their twins in beta
+    assert any("induction" in rel and "mosaics/" in rel for rel in changed), sorted(changed)  # the mosaic shows both models
+    for rel in changed & set(everything):
+        assert after[rel][1] != everything[rel][1], f"{rel} was rewritten with the same content"

@@ -11,9 +11,9 @@ import duckdb
 import numpy as np
 import pytest
 
+from wiki_builder.benchmarks.site import EXTRA_MODEL, add_model, make_database
 from wiki_builder.site import heatmap, tokens
 from wiki_builder.site.render import render_markdown
-from wiki_builder.benchmarks.site import EXTRA_MODEL, add_model, make_database
 from wiki_builder.workspace import open_workspace
 
 MODELS = 3  # distilgpt2 (6x12), gpt2-small (12x12), gpt2-medium (24x16)
@@ -32,6 +32,7 @@ def _head_files(ws, slug=None):
     return sorted((ws.site_src / "heads").glob(f"{slug or '*'}/L*H*.html"))
 
 
+@pytest.mark.integration
 def test_every_head_and_metric_gets_a_page(synth):
     ws, info, stats = synth
     assert stats.heads_rendered == info["heads"] == 6 * 12 + 12 * 12 + 24 * 16
@@ -48,6 +49,7 @@ def test_every_head_and_metric_gets_a_page(synth):
         assert kind in metrics_index
 
 
+@pytest.mark.integration
 def test_head_pages_are_under_50_kb(synth):
     ws, _, stats = synth
     sizes = [p.stat().st_size for p in _head_files(ws)]
@@ -55,6 +57,7 @@ def test_head_pages_are_under_50_kb(synth):
     assert max(stats.head_bytes) == max(sizes)
 
 
+@pytest.mark.integration
 def test_head_page_content(synth):
     ws, _, _ = synth
     html = (ws.site_src / "heads" / "gpt2-small" / "L9H1.html").read_text()
@@ -73,6 +76,7 @@ def test_head_page_content(synth):
     assert all(s[0] != "gpt2-small" for s in payload["h"]["1"]["s"])  # similar heads come from other models
 
 
+@pytest.mark.integration
 def test_labels_state_evidence_and_threshold(synth):
     ws, _, _ = synth
     found = 0
@@ -84,6 +88,7 @@ def test_labels_state_evidence_and_threshold(synth):
     assert found >= 1
 
 
+@pytest.mark.integration
 def test_signed_metrics_get_a_diverging_scale(synth):
     ws, _, _ = synth
     fragment = (ws.site_src / ".fragments" / "mosaics" / "ov_copying-0.html").read_text()
@@ -94,6 +99,7 @@ def test_signed_metrics_get_a_diverging_scale(synth):
     assert heatmap.scale_for(np.array([0.0, 0.5, 1.0])) == heatmap.Scale("sequential", 0.0, 1.0)
 
 
+@pytest.mark.integration
 def test_mosaic_orders_models_by_family_and_size(synth):
     ws, _, _ = synth
     frag = (ws.site_src / ".fragments" / "mosaics" / "induction-0.html").read_text()
@@ -102,6 +108,7 @@ def test_mosaic_orders_models_by_family_and_size(synth):
     assert len(re.findall(r'<a href="\.\./heads/gpt2-medium/L\d+H\d+\.html"><rect', frag)) == 24 * 16
 
 
+@pytest.mark.integration
 def test_about_page_validates_gpt2_small(synth):
     ws, _, _ = synth
     about = (ws.site_src / "about.md").read_text()
@@ -111,6 +118,7 @@ def test_about_page_validates_gpt2_small(synth):
     assert "name mover" in about and "S-inhibition" in about and "11.11" in about
 
 
+@pytest.mark.unit
 def test_about_page_says_when_gpt2_small_is_not_built(tmp_path):
     make_database(tmp_path, n_models=1, parquet=False)  # distilgpt2 only
     render_markdown(open_workspace(tmp_path))
@@ -118,6 +126,7 @@ def test_about_page_says_when_gpt2_small_is_not_built(tmp_path):
     assert "GPT-2 small has not been built yet" in about and "not built" in about
 
 
+@pytest.mark.integration
 def test_find_index_and_downloads(synth):
     ws, _, _ = synth
     js = (ws.site_src / "heads-index.js").read_text()
@@ -131,6 +140,7 @@ def test_find_index_and_downloads(synth):
     assert "### `scores`" in data and "<code>detail</code>" in data
 
 
+@pytest.mark.integration
 def test_tokens_are_escaped_in_details(synth):
     ws, _, _ = synth
     text = "\n".join(p.read_text() for p in _head_files(ws, "gpt2-small"))
@@ -139,6 +149,7 @@ def test_tokens_are_escaped_in_details(synth):
     assert 'href="javascript:' not in text and "<strong>bold</strong>" not in text
 
 
+@pytest.mark.integration
 def test_incremental_rebuilds(tmp_path):
     make_database(tmp_path, n_models=2, parquet=False)
     ws = open_workspace(tmp_path)
@@ -170,6 +181,7 @@ def test_incremental_rebuilds(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
+@pytest.mark.unit
 def test_visible_tokens():
     assert tokens.visible("\u202eabc") == "⟨U+202E⟩abc"
     assert tokens.visible("\x07") == "⟨U+0007⟩"
@@ -178,3 +190,24 @@ def test_visible_tokens():
     assert str(tokens.html("<script>")) == "&lt;script&gt;"
     assert tokens.markdown("[x](javascript:alert(1))", 100) == "\\[x\\]\\(javascript:alert\\(1\\)\\)"
     assert tokens.markdown("**b**|") == "\\*\\*b\\*\\*\\|"
+
+
+@pytest.mark.unit
+def test_details_follow_their_declaration():
+    from wiki_builder.scores.base import FLAG, NUMBER, TOKEN, TOKEN_SCORES, TOKENS, rows
+    from wiki_builder.site.details import details_html
+
+    raw = json.dumps({"top": ["<script>x</script>", "\u202e"], "n": 0.5, "ok": True,
+                      "promotes": [{"input": "a", "top": [["b", 1.5]]}], "examples": [{"name": "c", "copied": False, "top": ["d"]}]})
+    declared = details_html(raw, {"top": TOKENS, "n": NUMBER, "promotes": rows(input=TOKEN, top=TOKEN_SCORES),
+                                  "examples": rows(name=TOKEN, copied=FLAG, top=TOKENS)})
+    assert '<code class="hw-tok" title="&lt;script&gt;x&lt;/script&gt;">' in declared and "⟨U+202E⟩" in declared
+    assert '<span class="hw-row"><code class="hw-tok" title="a">a</code> → <span class="hw-chips"><code class="hw-tok" title="b">b</code>' \
+           '<small class="hw-num">1.5</small></span></span>' in declared
+    assert "<thead><tr><th>name</th><th>copied</th><th>top</th></tr></thead>" in declared and "<td>no</td>" in declared
+    assert "<td>0.5000</td>" in declared and "<td>yes</td>" in declared
+    # nothing declared (an old database, or a key its family does not list): plain escaped text, never guessed tokens
+    plain = details_html(raw, {})
+    assert 'class="hw-tok"' not in plain and "&lt;script&gt;x&lt;/script&gt;" in plain and "<script>" not in plain
+    assert "\u202e" not in plain and "⟨U+202E⟩" in plain
+    assert str(details_html("not json <b>", {})) == "not json &lt;b&gt;"

@@ -9,16 +9,15 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-import sitekit  # noqa: E402
+from support import sitekit
+from wiki_builder.site import tokens
 
-from wiki_builder.site import tokens  # noqa: E402
+pytestmark = pytest.mark.integration  # real `wiki build`s of two models
 
 RAW_MARKUP = ["<script>alert(", "<svg/onload", 'href="javascript:', "<strong>bold</strong>", "<code>code</code>"]
 RAW_CHARS = ["\u202e", "\x07", "\u200b"]

@@ -8,8 +8,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_wiki
+from support import run_wiki
 from wiki_builder.store import rebuild_db, score_files
+
+pytestmark = pytest.mark.integration  # a real `wiki build` (built_wiki)
 
 
 def columns(con, table):

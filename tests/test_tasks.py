@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from support import ZOO_NAMES, embedded_dir, stories260k
 from wiki_builder import lexicon as L
+from wiki_builder.tasks.greater_than import year_spelling
 from wiki_builder.tasks.prompts import build_task
 from wiki_builder.tasks.table import TASKS as TASK_ROWS
-from wiki_builder.tasks.greater_than import year_spelling
 
 TASKS = [t.name for t in TASK_ROWS]
-REPO = Path(__file__).resolve().parents[1]
-EMBEDDED = REPO / "wiki_builder" / "models" / "embedded"
-SHARED = Path(os.environ.get("HEADWIKI_SHARED") or REPO.parent / "shared")
-STORIES = SHARED / "models" / "stories260K"
 
 
 def zoo_tokenizer():
@@ -89,6 +85,7 @@ def check_task(task, tokenizer, bos):
     assert task.direction(torch.randn(16, V)).shape == (task.n, task.positions.numel(), 16)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", TASKS)
 def test_builders_on_zoo_tokenizer(name):
     tok = zoo_tokenizer()
@@ -96,6 +93,7 @@ def test_builders_on_zoo_tokenizer(name):
     check_task(task, tok, 0)
 
 
+@pytest.mark.unit
 def test_ioi_prompts_are_what_they_say():
     tok = zoo_tokenizer()
     task = build_task("ioi", tok, n=16, seed=1, bos=0, n_ctx=128)
@@ -110,6 +108,7 @@ def test_ioi_prompts_are_what_they_say():
     assert any(orders) and not all(orders)  # ABBA and BABA
 
 
+@pytest.mark.unit
 def test_greater_than_year_is_century_plus_two_digits_on_both_tokenizers(tmp_path):
     zoo = zoo_tokenizer()
     bpe = bpe_tokenizer(tmp_path)
@@ -130,6 +129,7 @@ def test_greater_than_year_is_century_plus_two_digits_on_both_tokenizers(tmp_pat
         assert (task.labels["sign"].sum(-1) != 0).any() and len(task.labels["year_ids"]) == 100
 
 
+@pytest.mark.unit
 def test_sequence_and_induction_prompts():
     tok = zoo_tokenizer()
     seq = build_task("sequence", tok, n=20, seed=0, bos=0, n_ctx=128)
@@ -149,6 +149,7 @@ def test_sequence_and_induction_prompts():
     assert ind.positions.tolist() == list(range(11, 20)) and (ind.labels["next"] == ind.clean[:, 12:21]).all()
 
 
+@pytest.mark.unit
 def test_builders_on_bpe_tokenizer(tmp_path):
     tok = bpe_tokenizer(tmp_path)
     for name in TASKS:
@@ -158,14 +159,12 @@ def test_builders_on_bpe_tokenizer(tmp_path):
     assert ", " in ioi.setup["examples"][0] and " ," not in ioi.setup["examples"][0]  # natural punctuation for BPE
 
 
+@pytest.mark.unit
 def test_too_small_vocabulary_is_not_applicable(tmp_path):
     """A tokenizer without the lexicon's words: every task except induction says why it cannot be built."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import constructed
-
     from transformers import AutoTokenizer
+
+    from support import constructed
 
     tok = AutoTokenizer.from_pretrained(constructed.build(tmp_path / "m"))
     for name in ("ioi", "greater_than", "sequence"):
@@ -174,16 +173,12 @@ def test_too_small_vocabulary_is_not_applicable(tmp_path):
     assert build_task("induction_task", tok, n=4, bos=0, n_ctx=104, d_vocab=64).applicable
 
 
-def embedded_dirs() -> list[Path]:
-    return sorted(p for p in EMBEDDED.iterdir() if (p / "config.json").is_file()) if EMBEDDED.is_dir() else []
-
-
-@pytest.mark.skipif(not embedded_dirs(), reason="the embedded zoo (wiki_builder/models/embedded/toy-*) has not been trained yet")
+@pytest.mark.integration
 @pytest.mark.parametrize("name", TASKS)
 def test_builders_on_embedded_zoo_tokenizers(name):
     from transformers import AutoTokenizer
 
-    for d in embedded_dirs():
+    for d in map(embedded_dir, ZOO_NAMES):  # a missing member fails
         tok = AutoTokenizer.from_pretrained(d)
         task = build_task(name, tok, n=8, seed=0, bos=tok.bos_token_id, n_ctx=128, d_vocab=len(tok))
         check_task(task, tok, tok.bos_token_id)
@@ -191,19 +186,18 @@ def test_builders_on_embedded_zoo_tokenizers(name):
 
 @pytest.fixture(scope="module")
 def stories_dir(tmp_path_factory):
-    if not (STORIES / "stories260K.bin").is_file():
-        pytest.skip(f"stories260K checkpoint not found at {STORIES} (set HEADWIKI_SHARED to the shared data folder)")
     from wiki_builder.models.llama2c import convert_llama2c
 
-    return convert_llama2c(STORIES / "stories260K.bin", STORIES / "tok512.bin", tmp_path_factory.mktemp("llama2c") / "stories260K-hf")
+    return convert_llama2c(*stories260k(), tmp_path_factory.mktemp("llama2c") / "stories260K-hf")
 
 
+@pytest.mark.integration
 def test_stories260k_cannot_express_most_tasks(stories_dir):
     """Its 512-token vocabulary has no single-token names, years, numbers, months or days."""
+    from wiki_builder.families import select
     from wiki_builder.models.load import load_model
     from wiki_builder.models.resolve import ModelSpec
-    from wiki_builder.families import select
-    from wiki_builder.scores.base import BuildOptions, RunContext
+    from wiki_builder.scores.base import RunContext
     from wiki_builder.scores.runner import compute_scores
 
     bridge = load_model(ModelSpec("stories260K", "local", str(stories_dir)), device="cpu").bridge
@@ -216,6 +210,7 @@ def test_stories260k_cannot_express_most_tasks(stories_dir):
     assert ind.applicable or ("accuracy" in ind.reason and ind.setup["n_prompts"] > 0)
 
 
+@pytest.mark.unit
 def test_a_gap_too_small_for_fractions_is_not_applicable():
     """Fractions of the clean-minus-corrupted gap need a gap of at least 5% of the clean metric."""
     from types import SimpleNamespace
@@ -228,14 +223,14 @@ def test_a_gap_too_small_for_fractions_is_not_applicable():
         return SimpleNamespace(accuracy=0.9, clean_metric=clean, corrupted_metric=corrupted, gap=clean - corrupted, kl_corrupted=0.1)
 
     assert model_does_task(task, runs(0.8, 0.2)) == (True, "")
-    ok, reason = model_does_task(task, runs(0.364, 0.361))  # a gap of under 5% (an earlier toy-gpt2's greater-than)
+    ok, reason = model_does_task(task, runs(0.364, 0.361))  # a gap of under 5% of the clean metric
     assert not ok and "lowers the metric by only 0.003" in reason and f"{MIN_GAP_FRACTION:.0%}" in reason
-    ok, reason = model_does_task(task, runs(0.63, 0.72))  # the corruption raises the metric (an earlier toy-neox's greater-than)
+    ok, reason = model_does_task(task, runs(0.63, 0.72))  # the corruption raises the metric
     assert not ok and "does not lower the metric" in reason
     assert model_does_task(task, runs(-2.0, -2.2))[0]  # a negative clean metric: 5% of |M_clean| is 0.1 < 0.2
 
 
-@pytest.mark.skipif(not (EMBEDDED / "toy-neox" / "config.json").is_file(), reason="the embedded zoo is not trained")
+@pytest.mark.integration
 def test_toy_neox_greater_than_is_not_applicable_for_its_tiny_gap():
     """On a real model: toy-neox's answer hardly depends on the start year, so the corruption lowers the metric by
     under 5% of its clean value (0.0124 of 0.59) and the 5% rule, not the sign check, marks the task."""
@@ -244,6 +239,7 @@ def test_toy_neox_greater_than_is_not_applicable_for_its_tiny_gap():
     from wiki_builder.tasks.prompts import for_bridge
     from wiki_builder.tasks.score import MIN_GAP, score_task
 
+    embedded_dir("toy-neox")  # a missing embedded model is a failure, never a skip
     bridge = load_model(resolve("toy-neox"), device="cpu").bridge
     score = score_task(bridge, for_bridge("greater_than", bridge, n=32, seed=0), ["mean"])
     out = score.outputs["greater_than_mean_ablation"]

@@ -1,7 +1,7 @@
 """Shared by the site tests (tests/test_site_*.py) and the browser tests (tests/browser/): a model
 whose vocabulary is hostile, wikis built once per test session, and a local web server.
 
-Not a test module: imported by path, so that both folders share one module (and one cache).
+Part of the test-support package: imported as `support.sitekit`, so both folders share one module (and one cache).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import functools
 import http.server
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 # Token strings a vocabulary may hold: markup, script, Markdown, entities, table pipes, control
 # and bidirectional characters. None contains whitespace (the tokenizer splits on it).
@@ -64,7 +64,7 @@ def two_model_wiki(tmp_path_factory, constructed_dir: Path) -> tuple[Path, str]:
     """One real wiki, built in two steps as a user would: the constructed model, then the evil-vocab
     model added to it. Returns the root and the second build's output. Built once per session."""
     if "two" not in _CACHE:
-        from conftest import run_wiki
+        from support import run_wiki
 
         evil = build_evil_model(tmp_path_factory.mktemp("models") / "evil-vocab")
         root = tmp_path_factory.mktemp("wiki2")
@@ -84,8 +84,8 @@ def synthetic_wiki(tmp_path_factory, n_models: int = 3) -> Path:
     with mkdocs; no torch. Built once per session."""
     key = f"synthetic-{n_models}"
     if key not in _CACHE:
-        from wiki_builder.site.render import build_site, render_markdown
         from wiki_builder.benchmarks.site import make_database
+        from wiki_builder.site.render import build_site, render_markdown
         from wiki_builder.workspace import open_workspace
 
         root = tmp_path_factory.mktemp("synthetic")
