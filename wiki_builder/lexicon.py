@@ -13,6 +13,7 @@ NAMES            ~40 common English first names (IOI subjects / indirect objects
 IOI_PLACES       places for "When A and B went to the PLACE , ..."
 IOI_OBJECTS      objects for "... B gave a OBJECT to A"
 IOI_VERBS        past-tense transfer verbs ("gave", "handed", ...)
+IOI_PAPER_*      Wang et al. 2022's names (109), places, objects and 15 templates
 IOI_TEMPLATES    IOI sentence templates, with ``{A}`` / ``{B}`` / ``{S}`` /
                  ``{IO}`` / ``{PLACE}`` / ``{OBJECT}`` / ``{VERB}`` slots; tokens
                  separated by single spaces, punctuation spaced out
@@ -66,6 +67,45 @@ IOI_TEMPLATES: list[str] = [
     "While {A} and {B} were working at the {PLACE} , {S} {VERB} a {OBJECT} to {IO}",
     "Then , {A} and {B} had a long argument , and afterwards {S} said to {IO}",
     "Friends {A} and {B} found a {OBJECT} at the {PLACE} . {S} {VERB} it to {IO}",
+]
+
+# Wang et al. 2022 ("Interpretability in the Wild"), the IOI dataset of their code
+# (ioi_dataset.py, as reused by ACDC): 109 names, 8 places, 8 objects and 15 templates. The
+# paper lists each template twice, BABA ("Then, B and A went ...; B gave ... to A") and ABBA
+# (the first clause's names swapped); here ``{A}`` and ``{B}`` are the first clause's names in
+# order, ``{S}`` the subject, ``{IO}`` the answer, and the builder alternates ABBA and BABA,
+# which gives the paper's 30. Real punctuation (no spacing out): these are for BPE tokenizers.
+IOI_PAPER_NAMES: list[str] = [
+    "Aaron", "Adam", "Alan", "Alex", "Alice", "Amy", "Anderson", "Andre", "Andrew", "Andy",
+    "Anna", "Anthony", "Arthur", "Austin", "Blake", "Brandon", "Brian", "Carter", "Charles", "Charlie",
+    "Christian", "Christopher", "Clark", "Cole", "Collins", "Connor", "Crew", "Crystal", "Daniel", "David",
+    "Dean", "Edward", "Elizabeth", "Emily", "Eric", "Eva", "Ford", "Frank", "George", "Georgia",
+    "Graham", "Grant", "Henry", "Ian", "Jack", "Jacob", "Jake", "James", "Jamie", "Jane",
+    "Jason", "Jay", "Jennifer", "Jeremy", "Jessica", "John", "Jonathan", "Jordan", "Joseph", "Joshua",
+    "Justin", "Kate", "Kelly", "Kevin", "Kyle", "Laura", "Leon", "Lewis", "Lisa", "Louis",
+    "Luke", "Madison", "Marco", "Marcus", "Maria", "Mark", "Martin", "Mary", "Matthew", "Max",
+    "Michael", "Michelle", "Morgan", "Patrick", "Paul", "Peter", "Prince", "Rachel", "Richard", "River",
+    "Robert", "Roman", "Rose", "Ruby", "Russell", "Ryan", "Sarah", "Scott", "Sean", "Simon",
+    "Stephen", "Steven", "Sullivan", "Taylor", "Thomas", "Tyler", "Victoria", "Warren", "William",
+]
+IOI_PAPER_PLACES: list[str] = ["store", "garden", "restaurant", "school", "hospital", "office", "house", "station"]
+IOI_PAPER_OBJECTS: list[str] = ["ring", "kiss", "bone", "basketball", "computer", "necklace", "drink", "snack"]
+IOI_PAPER_TEMPLATES: list[str] = [
+    "Then, {A} and {B} went to the {PLACE}. {S} gave a {OBJECT} to {IO}",
+    "Then, {A} and {B} had a lot of fun at the {PLACE}. {S} gave a {OBJECT} to {IO}",
+    "Then, {A} and {B} were working at the {PLACE}. {S} decided to give a {OBJECT} to {IO}",
+    "Then, {A} and {B} were thinking about going to the {PLACE}. {S} wanted to give a {OBJECT} to {IO}",
+    "Then, {A} and {B} had a long argument, and afterwards {S} said to {IO}",
+    "After {A} and {B} went to the {PLACE}, {S} gave a {OBJECT} to {IO}",
+    "When {A} and {B} got a {OBJECT} at the {PLACE}, {S} decided to give it to {IO}",
+    "When {A} and {B} got a {OBJECT} at the {PLACE}, {S} decided to give the {OBJECT} to {IO}",
+    "While {A} and {B} were working at the {PLACE}, {S} gave a {OBJECT} to {IO}",
+    "While {A} and {B} were commuting to the {PLACE}, {S} gave a {OBJECT} to {IO}",
+    "After the lunch, {A} and {B} went to the {PLACE}. {S} gave a {OBJECT} to {IO}",
+    "Afterwards, {A} and {B} went to the {PLACE}. {S} gave a {OBJECT} to {IO}",
+    "Then, {A} and {B} had a long argument. Afterwards {S} said to {IO}",
+    "The {PLACE} {A} and {B} went to had a {OBJECT}. {S} gave it to {IO}",
+    "Friends {A} and {B} found a {OBJECT} at the {PLACE}. {S} gave it to {IO}",
 ]
 
 DIGITS: list[str] = [str(i) for i in range(10)]
@@ -157,6 +197,7 @@ CYCLIC: frozenset[str] = frozenset({"months", "days", "month_prefixes", "day_pre
 
 __all__ = [
     "NAMES", "IOI_PLACES", "IOI_OBJECTS", "IOI_VERBS", "IOI_TEMPLATES",
+    "IOI_PAPER_NAMES", "IOI_PAPER_PLACES", "IOI_PAPER_OBJECTS", "IOI_PAPER_TEMPLATES",
     "DIGITS", "NUMBERS", "NUMBER_WORDS", "ORDINALS", "MONTHS", "DAYS",
     "MONTH_PREFIXES", "DAY_PREFIXES", "LETTERS", "CENTURIES", "TWO_DIGIT",
     "GREATER_THAN_NOUNS", "GREATER_THAN_TEMPLATE", "FILLER", "SEQUENCES", "CYCLIC",

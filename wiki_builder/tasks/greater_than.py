@@ -1,12 +1,13 @@
 """Greater-than (Hanna et al. 2023).
 
-"The war lasted from the year 17 32 to the year 17" -> a two-digit token YY' > 32. A year is
-a century token followed by its own two-digit token. GPT-2's BPE writes "1732" as " 17" +
-"32", so the prompt's text is "... the year 1732 to ..."; a word-level tokenizer (the zoo's)
-needs "... the year 17 32 to ...". The builder finds which spelling gives
-``[century token, two-digit token]`` for this tokenizer, encodes the whole prompt as text
-and checks that the year's last two digits really are their own token at the expected
-place. Centuries come from ``lexicon.CENTURIES`` (11..17), YY from 02..98, nouns from
+"The war lasted from the year 1732 to the year 17" -> a two-digit token YY' > 32. A year is
+a century token followed by its own two-digit token, spelt the way the tokenizer itself
+spells " 1732" (:func:`spelling_of_year`): GPT-2's and Pythia's BPE write it " 17" + "32", so
+the prompt is the paper's, "... the year 1732 to ..."; the zoo's word-level tokenizer has no
+" 1732" and writes years as two words, "... the year 17 32 to ..."; a tokenizer that splits
+digits one by one gets the task marked not applicable (never a different prompt). The
+builder encodes the whole prompt as text and checks that the year's last two digits really
+are their own token at the expected place. Centuries come from ``lexicon.CENTURIES`` (11..17), YY from 02..98, nouns from
 ``lexicon.GREATER_THAN_NOUNS`` (single tokens only).
 
 Metric: ``sum_{y > YY} p(y) - sum_{y <= YY} p(y)`` over the two-digit tokens y = 00..99 (those
@@ -22,7 +23,7 @@ import random
 import torch
 
 from .. import lexicon as L
-from ..models.tokens import encode, single_tokens
+from ..models.tokens import encode, single_token, single_tokens
 from .common import Task, decode, not_expressible, with_bos
 
 YY_MIN, YY_MAX = 2, 98
@@ -53,22 +54,50 @@ class GreaterThanTask(Task):
         return d[:, None, :]
 
 
+PAPER_YEAR = ("17", "32")  # Hanna et al.'s example year, 1732
+PAPER_PROMPT = "The war lasted from the year 1732 to the year 17"
+
+
+def spelling_of_year(tokenizer) -> tuple[str, list[str]]:
+    """The spelling the tokenizer itself produces for " 1732": (form, the tokens it gives).
+
+    The rule, the same for every tokenizer, so that none silently switches spelling:
+
+    * 'joined' when ``" 1732"`` encodes as [``" 17"``, ``"32"``]: a century token then a
+      two-digit token (GPT-2's and GPT-NeoX's byte-level BPE). Years are written "1732".
+    * 'separated' when ``" 1732"`` is not in the vocabulary at all (it encodes to the unknown
+      token) and ``" 17 32"`` encodes as two word tokens [``"17"``, ``"32"``]: a word-level
+      tokenizer whose corpus writes years as two words (the embedded zoo). Years are written "17 32".
+    * '' otherwise, e.g. a tokenizer that splits digits one by one (" 1732" -> "1" "7" "3" "2"):
+      a year has no two-digit token, and the task is not applicable (no other prompt is tried).
+    """
+    c, yy = PAPER_YEAR
+    ids = encode(tokenizer, f" {c}{yy}")
+    shown = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)] if hasattr(tokenizer, "convert_ids_to_tokens") else [str(i) for i in ids]
+    century = single_token(tokenizer, c)
+    if century is not None and ids == [century, single_token(tokenizer, yy, space=False)]:
+        return "joined", shown
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is not None and int(unk) in ids and century is not None and encode(tokenizer, f" {c} {yy}") == [century, single_token(tokenizer, yy)]:
+        return "separated", shown
+    return "", shown
+
+
 def year_spelling(tokenizer) -> tuple[str, dict[str, int], dict[str, int], list[tuple[str, str]]]:
     """How this tokenizer writes a year: (form, centuries, two-digit token per YY, valid (C, YY) pairs).
 
-    ``form`` is 'joined' (" 1732" -> [" 17", "32"], GPT-2 BPE) or 'separated' (" 17 32" ->
-    ["17", "32"], word level), whichever gives [century, two-digit token] for more pairs;
-    '' when neither does for any pair.
+    ``form`` comes from :func:`spelling_of_year` (the tokenizer's own spelling of " 1732");
+    the pairs are the (C, YY) whose year, written that way, is [century, two-digit token].
+    '' and no pairs when the tokenizer writes " 1732" any other way.
     """
     centuries = single_tokens(tokenizer, L.CENTURIES, distinct=False)
-    best: tuple[str, dict[str, int], list[tuple[str, str]]] = ("", {}, [])
-    for form in ("joined", "separated"):
-        tokens = single_tokens(tokenizer, L.TWO_DIGIT, space=(form == "separated"), distinct=False)
-        pairs = [(c, yy) for c, cid in centuries.items() for yy, tok in tokens.items()
-                 if encode(tokenizer, f" {c}{yy}" if form == "joined" else f" {c} {yy}") == [cid, tok]]
-        if len(pairs) > len(best[2]):
-            best = (form, tokens, pairs)
-    return best[0], centuries, best[1], best[2]
+    form, _ = spelling_of_year(tokenizer)
+    if not form:
+        return "", centuries, {}, []
+    tokens = single_tokens(tokenizer, L.TWO_DIGIT, space=(form == "separated"), distinct=False)
+    pairs = [(c, yy) for c, cid in centuries.items() for yy, tok in tokens.items()
+             if encode(tokenizer, f" {c}{yy}" if form == "joined" else f" {c} {yy}") == [cid, tok]]
+    return form, centuries, tokens, pairs
 
 
 def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
@@ -79,6 +108,18 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
     setup = {"task": "greater_than", "seed": seed, "year_spelling": form or "none", "centuries": f"{len(centuries)}/{len(L.CENTURIES)}",
              "two_digit_tokens": f"{len(years)}/{len(L.TWO_DIGIT)}", "year_pairs": f"{len(pairs)}/{len(L.CENTURIES) * len(L.TWO_DIGIT)}", "nouns": f"{len(nouns)}/{len(L.GREATER_THAN_NOUNS)}",
              "corruption": "YY replaced by 01"}
+    if form:
+        paper = PAPER_PROMPT if form == "joined" else PAPER_PROMPT.replace(" 1732 ", " 17 32 ")
+        ids = encode(tokenizer, paper)
+        setup["paper_prompt"] = paper
+        setup["paper_prompt_tokens"] = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
+    if not form:
+        _, shown = spelling_of_year(tokenizer)
+        setup["paper_year_tokens"] = shown
+        return not_expressible(GreaterThanTask, "greater_than", title,
+                               f"the tokenizer writes ' 1732' as {len(shown)} tokens {shown}, not as a century token and a two-digit "
+                               "token: no single token holds a year's last two digits, and Hanna et al.'s metric is over the "
+                               "two-digit tokens", setup)
     valid = set(pairs)
     starts = [(c, yy) for c, yy in pairs if YY_MIN <= int(yy) <= YY_MAX and (c, "01") in valid]
     if not nouns or len({yy for _, yy in starts}) < MIN_YEARS:

@@ -1,7 +1,9 @@
 """Indirect object identification (Wang et al. 2022).
 
 "When Mary and John went to the store, John gave a drink to" -> " Mary". Templates come from
-``lexicon.IOI_TEMPLATES`` with the final " {IO}" cut off; names, places, objects and verbs
+Wang et al.'s 15 (``lexicon.IOI_PAPER_TEMPLATES``, with their names, places and objects) when the
+tokenizer can write them (:func:`paper_expressible`), else from ``lexicon.IOI_TEMPLATES`` (the
+embedded zoo's word-level vocabulary), with the final " {IO}" cut off; names, places, objects and verbs
 must be single tokens, so that each template has one fixed token length; the templates that
 share the most common length are used (so every prompt lines up position by position).
 Orders ABBA and BABA alternate. Metric: ``logit(IO) - logit(S)`` at the last position.
@@ -16,7 +18,7 @@ import random
 import torch
 
 from .. import lexicon as L
-from ..models.tokens import encode, single_tokens
+from ..models.tokens import encode, single_tokens, special_ids
 from .common import Task, decode, gather_last, natural, not_expressible, with_bos
 
 MIN_NAMES = 8
@@ -41,24 +43,58 @@ def _fill(template: str, a: str, b: str, s: str, place: str, obj: str, verb: str
     return natural(body.format(A=a, B=b, S=s, PLACE=place, OBJECT=obj, VERB=verb))
 
 
+def paper_expressible(tokenizer) -> bool:
+    """Whether the tokenizer writes every one of Wang et al.'s 15 templates without an unknown or special token.
+
+    The rule that picks the prompt set: a tokenizer that can write the paper's text (byte-level BPE:
+    GPT-2, Pythia, ...) gets the paper's templates, names, places and objects, filtered to single
+    tokens; a word-level tokenizer that cannot (the embedded zoo's, trained on ``lexicon.IOI_TEMPLATES``)
+    keeps the lexicon's own set, so no tokenizer silently switches sets.
+    """
+    names = single_tokens(tokenizer, L.IOI_PAPER_NAMES, distinct=False)
+    places = single_tokens(tokenizer, L.IOI_PAPER_PLACES, distinct=False)
+    objects = single_tokens(tokenizer, L.IOI_PAPER_OBJECTS, distinct=False)
+    if len(names) < 2 or not places or not objects:
+        return False
+    bad = special_ids(tokenizer)
+    a, b = list(names)[:2]
+    for t in L.IOI_PAPER_TEMPLATES:
+        ids = encode(tokenizer, _fill(t, a, b, a, next(iter(places)), next(iter(objects)), ""))
+        if any(int(i) in bad for i in ids):
+            return False
+    return True
+
+
 def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: int = 1024,
           d_vocab: int | None = None) -> Task:
-    names = single_tokens(tokenizer, L.NAMES, distinct=False)
-    places = single_tokens(tokenizer, L.IOI_PLACES, distinct=False)
-    objects = single_tokens(tokenizer, L.IOI_OBJECTS, distinct=False)
-    verbs = single_tokens(tokenizer, L.IOI_VERBS, distinct=False)
-    setup = {"task": "ioi", "seed": seed, "names": f"{len(names)}/{len(L.NAMES)}", "places": f"{len(places)}/{len(L.IOI_PLACES)}",
-             "objects": f"{len(objects)}/{len(L.IOI_OBJECTS)}", "verbs": f"{len(verbs)}/{len(L.IOI_VERBS)}",
+    if tokenizer is not None and paper_expressible(tokenizer):
+        source, all_names, all_places, all_objects, all_verbs, all_templates = (
+            "Wang et al. 2022 (templates, names, places, objects)", L.IOI_PAPER_NAMES, L.IOI_PAPER_PLACES, L.IOI_PAPER_OBJECTS,
+            [], L.IOI_PAPER_TEMPLATES)
+    else:
+        source, all_names, all_places, all_objects, all_verbs, all_templates = (
+            "lexicon.IOI_TEMPLATES (word-level vocabulary)", L.NAMES, L.IOI_PLACES, L.IOI_OBJECTS, L.IOI_VERBS, L.IOI_TEMPLATES)
+    names = single_tokens(tokenizer, all_names, distinct=False)
+    places = single_tokens(tokenizer, all_places, distinct=False)
+    objects = single_tokens(tokenizer, all_objects, distinct=False)
+    verbs = single_tokens(tokenizer, all_verbs, distinct=False) if all_verbs else {"": -1}
+    setup = {"task": "ioi", "seed": seed, "names": f"{len(names)}/{len(all_names)}", "places": f"{len(places)}/{len(all_places)}",
+             "objects": f"{len(objects)}/{len(all_objects)}",
              "corruption": "ABC: the names A, B and S replaced by three random distinct names"}
+    if all_verbs:
+        setup["verbs"] = f"{len(verbs)}/{len(all_verbs)}"
+    else:  # the paper's set: say which of its names this tokenizer keeps
+        setup["names_used"] = list(names)
+    setup["prompt_set"] = source
     title = "IOI"
     if len(names) < MIN_NAMES or not places or not objects or not verbs:
         return not_expressible(IOITask, "ioi", title,
-                               f"the tokenizer expresses {len(names)} of {len(L.NAMES)} names, {len(places)} places, {len(objects)} objects "
+                               f"the tokenizer expresses {len(names)} of {len(all_names)} names, {len(places)} places, {len(objects)} objects "
                                f"and {len(verbs)} verbs as single tokens (' ' + word); IOI needs at least {MIN_NAMES} names and one of each", setup)
     # Each template's token length with single-token fillers; keep the templates of the modal length.
     first = next(iter(names))
     p0, o0, v0 = next(iter(places)), next(iter(objects)), next(iter(verbs))
-    lengths = {i: len(encode(tokenizer, _fill(t, first, first, first, p0, o0, v0))) for i, t in enumerate(L.IOI_TEMPLATES)}
+    lengths = {i: len(encode(tokenizer, _fill(t, first, first, first, p0, o0, v0))) for i, t in enumerate(all_templates)}
     counts: dict[int, int] = {}
     for ln in lengths.values():
         counts[ln] = counts.get(ln, 0) + 1
@@ -71,7 +107,7 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
     for i in range(n * 4):
         if len(clean) == n:
             break
-        t = L.IOI_TEMPLATES[templates[i % len(templates)]]
+        t = all_templates[templates[i % len(templates)]]
         io, s = rng.sample(name_list, 2)
         a, b = (io, s) if i % 2 == 0 else (s, io)  # ABBA, BABA
         place, obj, verb = rng.choice(place_list), rng.choice(obj_list), rng.choice(verb_list)
@@ -87,7 +123,8 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
     if len(clean) < min(2, n):
         return not_expressible(IOITask, "ioi", title, "too few IOI prompts of a common token length could be built", setup)
     S = len(clean[0])
-    setup.update({"n_prompts": len(clean), "length": S, "templates": [L.IOI_TEMPLATES[i] for i in templates],
+    setup.update({"n_prompts": len(clean), "length": S, "templates": [all_templates[i] for i in templates],
+                  "templates_used": f"{len(templates)}/{len(all_templates)} (those of the most common token length, as ACDC does)",
                   "orders": "ABBA and BABA alternating", "dropped_prompts": dropped,
                   "examples": [texts[0] + " ->" + decode(tokenizer, [io_ids[0]]), decode(tokenizer, corrupted[0][int(bos is not None):])]})
     return IOITask(name="ioi", title=title, clean=torch.tensor(clean), corrupted=torch.tensor(corrupted),
