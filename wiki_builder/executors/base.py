@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 from ..models.resolve import ModelSpec
 
@@ -28,7 +29,7 @@ class Outcome:
 # The unit of work: computes and stores one job; returns {"path": ..., "device": ...}. It must be picklable
 # (a module-level function, or functools.partial of one) for Ray. The second argument is called with a
 # family id as each family finishes, or is None where progress cannot be reported (a remote worker).
-Work = Callable[[Job, Optional[Callable[[str], None]]], dict[str, Any]]
+Work = Callable[[Job, Callable[[str], None] | None], dict[str, Any]]
 
 
 class Executor(Protocol):

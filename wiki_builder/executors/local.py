@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from ..faults import storage_error
 from .base import Job, Outcome, Work
 
 
@@ -20,6 +21,8 @@ class LocalExecutor:
             try:
                 result = work(job, on_family)
             except Exception as exc:  # one model failing must not stop the others
+                if storage_error(exc):
+                    raise  # but a full disk or a read-only folder would fail them all: stop, nothing half-stored
                 on_done(job, Outcome(ok=False, seconds=time.perf_counter() - start, error=str(exc), error_type=type(exc).__name__))
                 continue
             on_done(job, Outcome(ok=True, seconds=time.perf_counter() - start, result=result))

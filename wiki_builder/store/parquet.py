@@ -62,10 +62,14 @@ def open_store(location: str | Path) -> tuple[Any, str]:
 
         return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem("memory"))), "/" + loc[len("memory://"):].strip("/")
     try:
-        return pafs.FileSystem.from_uri(loc)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-        raise ValueError(f"'{loc}' is not a storage location pyarrow can open ({exc}). Use a local folder or a URI such as "
+        fs, base = pafs.FileSystem.from_uri(loc)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"'{loc}' is not a storage location pyarrow can open ({reason}). Use a local folder or a URI such as "
                          "file:///shared/scores or s3://bucket/scores.") from exc
+    if not base.strip("/"):
+        raise ValueError(f"'{loc}' names no bucket or folder. Use a local folder or a URI such as file:///shared/scores or s3://bucket/scores.")
+    return fs, base
 
 
 def _location(data_dir: Path, store: str | None) -> str:

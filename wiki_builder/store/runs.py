@@ -25,6 +25,8 @@ RUN_COLUMNS = {
     "dtype": "VARCHAR",
     "seed": "INTEGER",
     "git_revision": "VARCHAR",
+    "peak_memory_bytes": "BIGINT",  # RSS high-water mark while the model was loaded and scored (CUDA: max allocated)
+    "estimated_memory_bytes": "BIGINT",  # models.memory.estimate for the model, before loading it
 }
 
 
@@ -32,8 +34,12 @@ def append_run(data_dir: Path, row: dict[str, Any]) -> None:
     path = Path(data_dir) / RUNS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({k: row.get(k) for k in RUN_COLUMNS}, default=str)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    with open(path, "a+b") as fh:
+        if fh.tell() > 0:  # a line cut by a crash or a full disk: start on a new line, so only that line is lost
+            fh.seek(fh.tell() - 1)
+            if fh.read(1) != b"\n":
+                line = "\n" + line
+        fh.write((line + "\n").encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .db import db_path
+from .db import _connect, db_path
 
 
 def model_status(data_dir: Path) -> dict[str, str]:
@@ -12,12 +12,10 @@ def model_status(data_dir: Path) -> dict[str, str]:
     output missing or at an older version; failed: the latest attempt failed and nothing is stored."""
     if not db_path(data_dir).is_file():
         return {}
-    import duckdb
-
     from ..families import outputs
 
     current = {oid: fam.version for oid, (fam, _) in outputs().items()}
-    con = duckdb.connect(str(db_path(data_dir)), read_only=True)
+    con = _connect(db_path(data_dir), read_only=True)
     try:
         stored: dict[str, dict[str, str]] = {}
         for model, metric, version in con.execute("SELECT model, metric, metric_version FROM provenance").fetchall():
