@@ -21,8 +21,9 @@ This module imports neither torch nor transformer_lens: the site and the CLI rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Detail:
     """
 
     kind: DetailKind
-    columns: dict[str, "Detail"] = field(default_factory=dict)
+    columns: dict[str, Detail] = field(default_factory=dict)
 
 
 TOKEN, TOKENS, TOKEN_SCORES = Detail("token"), Detail("tokens"), Detail("token_scores")
@@ -162,7 +163,7 @@ class _Family:
 
 @dataclass(frozen=True, kw_only=True)
 class AttentionMetric(_Family):
-    compute: Callable[["torch.Tensor", "Probe"], "torch.Tensor"]
+    compute: Callable[[torch.Tensor, Probe], torch.Tensor]
     kind: ClassVar[Kind] = "attention"
 
 
@@ -183,4 +184,4 @@ class TaskMetric(_Family):
         return {"ablation": options.ablation_kinds(), "method": options.method, "task_prompts": int(options.task_prompts)}
 
 
-Metric = Union[AttentionMetric, WeightsMetric, TaskMetric]
+Metric = AttentionMetric | WeightsMetric | TaskMetric

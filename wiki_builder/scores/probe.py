@@ -28,7 +28,7 @@ class ProbeConfig:
     t_max: int = 50
     seed: int = 0
 
-    def fit(self, n_ctx: int, has_bos: bool) -> "ProbeConfig":
+    def fit(self, n_ctx: int, has_bos: bool) -> ProbeConfig:
         """Shrink periods so that ``[BOS] X X`` fits the model's context."""
         room = (n_ctx - int(has_bos)) // 2
         t_max = min(self.t_max, room)
@@ -101,9 +101,13 @@ def _indices(periods: np.ndarray, offset: int, length: int) -> dict[str, tuple[n
         second = range(offset + t, offset + 2 * t)  # query positions in the repeated half
         for q in second:
             for key, k in (("induction", q - t + 1), ("duplicate", q - t)):
-                out[key][0].append(b); out[key][1].append(q); out[key][2].append(k)
+                out[key][0].append(b)
+                out[key][1].append(q)
+                out[key][2].append(k)
         for q in range(1, offset + 2 * t):  # previous token, over the scored region
-            out["previous"][0].append(b); out["previous"][1].append(q); out["previous"][2].append(q - 1)
+            out["previous"][0].append(b)
+            out["previous"][1].append(q)
+            out["previous"][2].append(q - 1)
     return {k: tuple(np.array(v, dtype=np.int64) for v in lists) for k, lists in out.items()}
 
 

@@ -101,7 +101,7 @@ def _value(v: Any, d: Detail | None, limit: int = 300) -> str:
 
 def _rows(rows: list[dict[str, Any]], columns: DetailFields) -> str:
     """Rows of one token and its tokens as "input → chips" lines, any other rows as a small table."""
-    kinds = sorted((d.kind for d in columns.values()))
+    kinds = sorted(d.kind for d in columns.values())
     if len(columns) == 2 and kinds[0] == "token" and kinds[1] in ("token_scores", "tokens"):
         head = next(k for k, d in columns.items() if d.kind == "token")
         rest = next(k for k in columns if k != head)

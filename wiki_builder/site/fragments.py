@@ -60,7 +60,7 @@ def inject_fragments(ws: Workspace) -> int:
             continue
         html = path.read_text(encoding="utf-8")
 
-        def sub(m: re.Match) -> str:
+        def sub(m: re.Match, names: list[str] = names) -> str:
             frag = src / f"{m.group(1)}.html"
             return frag.read_text(encoding="utf-8") if m.group(1) in names and frag.is_file() else m.group(0)
 

@@ -11,8 +11,8 @@ the task table's ``label`` column says.
 from __future__ import annotations
 
 import fnmatch
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np

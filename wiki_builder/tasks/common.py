@@ -66,7 +66,7 @@ class Task:
         """(answer, incorrect) token ids per prompt when the direction is a two-token difference."""
         return None
 
-    def to(self, device: Any) -> "Task":
+    def to(self, device: Any) -> Task:
         self.clean = self.clean.to(device)
         self.corrupted = self.corrupted.to(device)
         self.positions = self.positions.to(device)

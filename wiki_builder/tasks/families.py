@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..scores.base import NUMBER, MetricOutput, RunContext, TaskMetric
-from .score import DEFINITIONS, output_titles
 from . import table
+from .score import DEFINITIONS, output_titles
 from .table import TaskRow
 
 DETAIL_FIELDS = {"metric_ablated": NUMBER, "attribution_estimate": NUMBER, "kl_ablated": NUMBER, "exact": NUMBER}

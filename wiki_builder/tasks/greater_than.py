@@ -131,7 +131,7 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
     rng = random.Random(seed)
     clean, corrupted, yys, texts = [], [], [], []
     dropped = 0
-    for i in range(n * 4):
+    for _ in range(n * 4):
         if len(clean) == n:
             break
         noun = rng.choice(list(nouns))
@@ -148,7 +148,10 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
         if not pos or not cpos or pos != cpos or ids[-1] != centuries[c] or len(ids) != len(cids) or len(ids) + 1 > n_ctx:
             dropped += 1
             continue
-        clean.append(with_bos(ids, bos)); corrupted.append(with_bos(cids, bos)); yys.append(int(yy)); texts.append(text)
+        clean.append(with_bos(ids, bos))
+        corrupted.append(with_bos(cids, bos))
+        yys.append(int(yy))
+        texts.append(text)
     if len(clean) < min(2, n):
         return not_expressible(GreaterThanTask, "greater_than", title, "too few greater-than prompts could be built", setup)
     length = max(set(len(r) for r in clean), key=[len(r) for r in clean].count)

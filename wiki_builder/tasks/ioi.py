@@ -118,8 +118,11 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
         if len(ids) != length or len(cids) != length or len(with_bos(ids, bos)) > n_ctx:
             dropped += 1
             continue
-        clean.append(with_bos(ids, bos)); corrupted.append(with_bos(cids, bos))
-        io_ids.append(names[io]); s_ids.append(names[s]); texts.append(text)
+        clean.append(with_bos(ids, bos))
+        corrupted.append(with_bos(cids, bos))
+        io_ids.append(names[io])
+        s_ids.append(names[s])
+        texts.append(text)
     if len(clean) < min(2, n):
         return not_expressible(IOITask, "ioi", title, "too few IOI prompts of a common token length could be built", setup)
     S = len(clean[0])

@@ -80,7 +80,8 @@ def build(tokenizer, n: int = 32, seed: int = 0, bos: int | None = None, n_ctx: 
         ids = ok[name]
         clean.append(with_bos([ids[w] for w in run[:K]], bos))
         corrupted.append(with_bos([ids[w] for w in rng.sample(SETS[name], K)], bos))
-        nxt.append(ids[run[K]]); last.append(ids[run[K - 1]])
+        nxt.append(ids[run[K]])
+        last.append(ids[run[K - 1]])
         row = [ids[w] for w in SETS[name]]
         members.append(row + [-1] * (width - len(row)))
     S = len(clean[0])

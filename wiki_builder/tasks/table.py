@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # Applicability: a model "does" a task when its clean accuracy is at least this far from
 # chance towards perfect: accuracy >= chance + ACCURACY_MARGIN * (1 - chance).
 ACCURACY_MARGIN = 0.4

@@ -40,8 +40,8 @@ from __future__ import annotations
 import functools
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from wiki_builder import lexicon as L
 

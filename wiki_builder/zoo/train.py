@@ -23,9 +23,9 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -37,7 +37,7 @@ from wiki_builder.zoo.tokenizer import build_tokenizer
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "models" / "embedded"
 
 
-def _gpt2(vocab_size: int, s: "ModelSpec"):
+def _gpt2(vocab_size: int, s: ModelSpec):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     cfg = GPT2Config(
@@ -48,7 +48,7 @@ def _gpt2(vocab_size: int, s: "ModelSpec"):
     return GPT2LMHeadModel(cfg)
 
 
-def _neox(vocab_size: int, s: "ModelSpec"):
+def _neox(vocab_size: int, s: ModelSpec):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     cfg = GPTNeoXConfig(
@@ -61,7 +61,7 @@ def _neox(vocab_size: int, s: "ModelSpec"):
     return GPTNeoXForCausalLM(cfg)
 
 
-def _llama(vocab_size: int, s: "ModelSpec"):
+def _llama(vocab_size: int, s: ModelSpec):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import ov as _ov
 from ..base import COUNT, FLAG, TOKEN, TOKENS, MetricOutput, WeightsMetric, rows
+from . import ov as _ov
 
 TOP_K = 5
 MIN_NAMES = 5

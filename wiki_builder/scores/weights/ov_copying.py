@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import ov as _ov
 from ..base import NUMBER, TOKEN, TOKEN_SCORES, MetricOutput, WeightsMetric, rows
+from . import ov as _ov
 
 TOP_K = 5
 N_INPUTS = 5

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import ov as _ov
 from ..base import FLAG, NUMBERS, TEXT, TOKEN, MetricOutput, WeightsMetric, rows
+from . import ov as _ov
 
 # The reference's sets, from wiki_builder.lexicon (its "digits" 0..9 repeat numbers 1..9 and are not used).
 SETS = ("numbers", "number_words", "ordinals", "days", "months", "day_prefixes", "month_prefixes", "letters")

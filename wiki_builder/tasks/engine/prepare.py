@@ -22,8 +22,9 @@ lives here, below both.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,15 +124,64 @@ def _z_patches(groups: list[list[tuple[int, int, str]]], N: int, first_copy: int
     return [(f"blocks.{l}.attn.hook_z", make_hook(l, items)) for l, items in by_layer.items()]
 
 
-def _first_rows(obj: Any, n: int, total: int) -> Any:
-    """``obj`` with every tensor whose leading dimension is the batch (``total`` rows) cut to its first ``n`` rows."""
+def _first_rows(obj: Any, n: int, total: int, copy: bool = False) -> Any:
+    """``obj`` with every tensor whose leading dimension is the batch (``total`` rows) cut to its first ``n`` rows
+    (``copy``: as copies, so that the rest of the batch is not kept alive by views of it)."""
     if isinstance(obj, torch.Tensor):
-        return obj[:n] if obj.dim() >= 1 and obj.shape[0] == total else obj
+        if obj.dim() >= 1 and obj.shape[0] == total and n < total:
+            return obj[:n].clone() if copy else obj[:n]
+        return obj
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_first_rows(o, n, total) for o in obj)
+        return type(obj)(_first_rows(o, n, total, copy) for o in obj)
     if isinstance(obj, dict):
-        return {k: _first_rows(v, n, total) for k, v in obj.items()}
+        return {k: _first_rows(v, n, total, copy) for k, v in obj.items()}
     return obj
+
+
+def _row_cache(bridge: Any, names: list[str], rows: Callable[[str], int]) -> tuple[dict[str, torch.Tensor], list[tuple[str, Callable]]]:
+    """Hooks that cache each named activation like ``run_with_cache`` (under every name of its hook point, as
+    ``run_with_cache`` does), but only its first ``rows(name)`` rows, copied when the hook fires: the rest of
+    the batch is freed as the pass goes on instead of being kept to the end by views."""
+    points = dict(getattr(bridge, "hook_dict", {}) or {})
+    names_of: dict[int, list[str]] = {}
+    for key, point in points.items():
+        names_of.setdefault(id(point), []).append(key)
+    store: dict[str, torch.Tensor] = {}
+
+    def make(name: str, n: int) -> Callable:
+        keys = names_of.get(id(points[name]), [name]) if name in points else [name]
+
+        def hook(t: Any, hook: Any) -> None:
+            t = t[0] if isinstance(t, tuple) else t
+            kept = t.detach()[:n].clone() if n < t.shape[0] else t.detach()
+            for key in keys:
+                store[key] = kept
+            return None
+
+        return hook
+
+    return store, [(name, make(name, rows(name))) for name in names]
+
+
+def _at(logits: torch.Tensor, rows: slice, pos: torch.Tensor | None) -> torch.Tensor:
+    """Rows of the logits as float32, at ``pos`` (None: already only the scored positions); a copy either way."""
+    part = logits[rows] if pos is None else logits[rows, pos]
+    return part.clone() if part.dtype == torch.float32 and pos is None else part.float()
+
+
+def _run_scored(bridge: Any, tokens: torch.Tensor, pos: torch.Tensor, fwd_hooks: list) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The pass's logits at the scored positions only where the model can (transformers' ``logits_to_keep``:
+    the unembedding runs on those positions, each row's logits computed exactly as in the full pass); the
+    full logits otherwise. Returns ``(logits, pos)`` with ``pos`` None when the logits are already cut."""
+    S = int(tokens.shape[1])
+    if int(pos.numel()) < S:
+        logits = bridge.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits", logits_to_keep=pos)
+        if logits.dim() == 3 and logits.shape[1] == pos.numel():
+            return logits, None
+        if logits.dim() == 3 and logits.shape[1] == S:  # the model ignored logits_to_keep
+            return logits, pos
+        raise RuntimeError(f"Unexpected logits of shape {tuple(logits.shape)} for {S} positions, {int(pos.numel())} scored.")
+    return bridge.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits"), pos
 
 
 def kl_div(clean_logp: torch.Tensor, logits: torch.Tensor, clean_p: torch.Tensor | None = None) -> torch.Tensor:
@@ -160,7 +210,7 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
             kw = {k: _strip(v) for k, v in kwargs.items() if not (by_kw and k == "hidden_states")}
             if "use_cache" in kw:
                 kw["use_cache"] = False
-            captured[layer] = (rest, kw, by_kw)
+            captured[layer] = _first_rows((rest, kw, by_kw), N, total, copy=True)
             return None
 
         return pre_hook
@@ -169,7 +219,8 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
 
     def make_attn_hook(layer: int) -> Callable:
         def attn_hook(module: Any, args: tuple, output: Any) -> None:
-            attn_out.setdefault(layer, output)
+            if layer not in attn_out:
+                attn_out[layer] = _first_rows(output, N, total, copy=True)
 
         return attn_hook
 
@@ -179,39 +230,42 @@ def prepare(bridge: Any, task: Task) -> TaskRuns:
     # corrupted ones, and one copy of the clean prompts per check ablation (its z patched from the corrupted rows)
     together = tuple(task.corrupted.shape) == tuple(task.clean.shape)
     tokens = torch.cat([task.clean, task.corrupted] + [task.clean] * len(check)) if together else task.clean
+    total = int(tokens.shape[0])
+    z_names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+    # Of this pass the later computations need the clean rows (and the corrupted rows' z): only those are kept,
+    # copied as each hook fires, so the pass holds one layer's activations of the whole batch, not every layer's.
+    z_rows = set(z_names)
+    saved, save_hooks = _row_cache(bridge, _names(n_layers), lambda name: 2 * N if together and name in z_rows else N)
     handles = [bridge.blocks[l].register_forward_pre_hook(make_pre_hook(l), with_kwargs=True) for l in range(n_layers)]
     handles += [bridge.blocks[l].attn.register_forward_hook(make_attn_hook(l)) for l in range(n_layers)]
     # the check copies (after the clean and corrupted rows) take their replacement from the corrupted rows of this pass
     patches = _z_patches([[c] for c in check], N, 2, lambda layer, z, kind: replacement(z[N:2 * N], kind)) if together else []
+    pos = task.positions
     try:
-        with torch.no_grad(), bridge.hooks(fwd_hooks=patches):
-            logits, cache = bridge.run_with_cache(tokens, names_filter=_names(n_layers))
+        with torch.no_grad():
+            logits, at = _run_scored(bridge, tokens, pos, patches + save_hooks)
     finally:
         for h in handles:
             h.remove()
     if len(captured) != n_layers or len(attn_out) != n_layers:
         raise RuntimeError(f"Captured the inputs of {len(captured)} and the attention outputs of {len(attn_out)} of {n_layers} blocks.")
-    pos = task.positions
-    z_names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
-    if together:
-        from transformer_lens.ActivationCache import ActivationCache
+    from transformer_lens.ActivationCache import ActivationCache
 
-        full = cache.cache_dict
-        cache = ActivationCache({k: v[:N] for k, v in full.items()}, bridge)
-        z_corrupted = [full[name][N:2 * N] for name in z_names]
-        clean_logits, corrupted_logits = logits[:N, pos].float(), logits[N:2 * N, pos].float()
-        check_logits = logits[2 * N:, pos].float()
-        total = int(tokens.shape[0])
-        captured = {l: _first_rows(c, N, total) for l, c in captured.items()}
-        attn_out = {l: _first_rows(o, N, total) for l, o in attn_out.items()}
+    cache = ActivationCache({k: v[:N] for k, v in saved.items()}, bridge)
+    if together:
+        z_corrupted = [saved[name][N:2 * N] for name in z_names]
+        clean_logits, corrupted_logits = _at(logits, slice(0, N), at), _at(logits, slice(N, 2 * N), at)
+        check_logits = _at(logits, slice(2 * N, None), at)
     else:
-        clean_logits = logits[:, pos].float()
+        clean_logits = _at(logits, slice(None), at)
+        del logits
         with torch.no_grad():
             corr_logits, corr_cache = bridge.run_with_cache(task.corrupted, names_filter=z_names)
         corrupted_logits = corr_logits[:, pos].float()
         z_corrupted = [corr_cache[name] for name in z_names]
         del corr_logits
         check_logits = None
+        logits = None
     del logits
     runs = TaskRuns(task=task, clean_logits=clean_logits, corrupted_logits=corrupted_logits, cache=cache, z_corrupted=z_corrupted,
                     block_inputs=[captured[l] for l in range(n_layers)], attn_outputs=[attn_out[l] for l in range(n_layers)])

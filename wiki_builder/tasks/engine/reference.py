@@ -8,8 +8,9 @@ fails; :func:`ablate_heads` ablates several heads at once the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +40,12 @@ def naive_sweep(bridge: Any, runs: TaskRuns, kinds: tuple[str, ...] | list[str],
     ``cache``, the replacement (the corrupted run's z, its mean, or zeros); the metric mapping
     evaluates the task metric and the KL on each patched forward (``reduce="mean"``).
     """
-    from transformer_lens.patching import (generic_activation_patch, get_act_patch_attn_head_out_all_pos,
-                                           layer_head_vector_patch_setter, make_df_from_ranges)
+    from transformer_lens.patching import (
+        generic_activation_patch,
+        get_act_patch_attn_head_out_all_pos,
+        layer_head_vector_patch_setter,
+        make_df_from_ranges,
+    )
 
     start = time.perf_counter()
     task = runs.task
