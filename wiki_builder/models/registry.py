@@ -164,3 +164,26 @@ def select(entries: list[RegistryEntry], max_params: float | None = None, family
         glob = any(c in pat for c in "*?[")
         out = [e for e in out if any((fnmatch.fnmatch(n.lower(), pat) if glob else pat in n.lower()) for n in (e.name, e.official))]
     return out
+
+
+# Architectures that take audio or images: the wiki scores text models only, so these are refused before loading.
+_AUDIO = re.compile(r"Hubert|Wav2Vec2|Whisper|Speech|Audio|Wavlm|Encodec|Asr", re.I)
+_VISION = re.compile(r"ViT|CLIP|Siglip|ForImage|Vision|Llava|Idefics|Florence|Glm4v|Emu3|Blip|Pixtral|Mistral3ForCond", re.I)
+# image-text models whose class names do not say so
+_IMAGE_TEXT = {"Gemma3ForConditionalGeneration", "Gemma4ForConditionalGeneration", "Gemma4UnifiedForConditionalGeneration",
+               "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration", "Llama4ForConditionalGeneration",
+               "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "Gemma3nForConditionalGeneration"}
+
+
+def modality(architecture: str) -> tuple[str, str]:
+    """("text", "") for a text model; else ("audio" | "vision", why the wiki does not score it)."""
+    if _AUDIO.search(architecture or ""):
+        return "audio", f"{architecture} is an audio model: the wiki's scores need text tokens (it is refused before loading)"
+    if architecture in _IMAGE_TEXT or _VISION.search(architecture or ""):
+        return "vision", f"{architecture} takes images: the wiki scores text-only models (it is refused before loading)"
+    return "text", ""
+
+
+def registry_architectures() -> dict[str, str]:
+    """Architecture per hub id, for every model in TransformerLens' registry."""
+    return dict(_architectures())

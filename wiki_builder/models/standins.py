@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
 REVISION = "0000000000000000000000000000000000standin"  # the snapshot folder name (40 characters, like a commit)
@@ -202,7 +203,7 @@ def tiny_config(architecture: str, vocab_size: int = 50257) -> Any:
     """A transformers config of ``architecture`` at a tiny shape: 2 layers, 4 heads, d_model 64 (the GPT-2 vocabulary)."""
     import inspect
 
-    from transformers import AutoConfig, CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     if architecture not in TINY_MODEL_TYPES:
         raise KeyError(f"No tiny config for '{architecture}'. Known: {', '.join(TINY_MODEL_TYPES)}")

@@ -9,8 +9,9 @@ and ``task`` families are called once each with the bridge and a ``RunContext``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +25,26 @@ class ScoreResult:
     seconds: dict[str, float]  # family id -> seconds
     family_of: dict[str, str] = field(default_factory=dict)  # output id -> family id
     examples: list[dict[str, Any]] = field(default_factory=list)  # attention patterns on short prompts
+    failed: dict[str, str] = field(default_factory=dict)  # family id -> "ErrorType: message", for families that raised
+    errors: dict[str, BaseException] = field(default_factory=dict)  # family id -> the exception it raised
+
+    def fail(self, family_id: str, exc: BaseException) -> None:
+        """Record a family as failed and drop whatever outputs it had produced."""
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        self.failed[family_id] = f"{type(exc).__name__}: {text}"[:2000]
+        self.errors[family_id] = exc
+        for oid in [o for o, f in self.family_of.items() if f == family_id]:
+            self.outputs.pop(oid, None)
+            self.family_of.pop(oid, None)
+        self.seconds.pop(family_id, None)
 
     @property
     def values(self) -> dict[str, np.ndarray]:
         return {k: o.values for k, o in self.outputs.items() if o.applicable}
+
+
+class _ProbeDone(Exception):
+    """Raised by the probe pass's last hook: everything the attention metrics need has been seen."""
 
 
 def attention_scores(bridge: Any, metrics: list[Metric], probe: Probe) -> dict[str, np.ndarray]:
@@ -47,12 +64,27 @@ def attention_scores(bridge: Any, metrics: list[Metric], probe: Probe) -> dict[s
 
         return hook
 
+    finite: list[bool] = []
+
+    def last_residual(resid: torch.Tensor, hook: Any) -> None:
+        # Patterns can look finite (NaN scores masked to 0) while the model's activations are not. Checked on
+        # the residual stream after the last block; then the pass stops: the unembedding would only make the
+        # logits, [batch, pos, d_vocab], by far the largest tensors of the pass (about three logits-sized tensors
+        # live inside the bridge: 1.3 GiB of the pass's 1.6 GiB above the weights on GPT-2 small, measured).
+        finite.append(bool(torch.isfinite(resid).all()))
+        raise _ProbeDone
+
     hooks = [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer)) for layer in range(n_layers)]
+    hooks.append((f"blocks.{n_layers - 1}.hook_resid_post", last_residual))
     with torch.no_grad():
-        logits = bridge.run_with_hooks(probe.tokens.to(bridge.cfg.device), fwd_hooks=hooks, return_type="logits")
-    if not torch.isfinite(logits).all():
-        # Patterns can look finite (NaN scores masked to 0) while the model's activations are not.
-        raise FloatingPointError("The model's activations are not finite: NaN or infinite values in its output logits on the probe.")
+        try:
+            bridge.run_with_hooks(probe.tokens.to(bridge.cfg.device), fwd_hooks=hooks, return_type=None)
+        except _ProbeDone:
+            pass
+    if not finite:
+        raise RuntimeError(f"The probe pass did not reach the end of block {n_layers - 1} (hook_resid_post never fired).")
+    if not finite[0]:
+        raise FloatingPointError("The model's activations are not finite: NaN or infinite values in its residual stream on the probe.")
     if len(seen) != n_layers:
         raise RuntimeError(f"Attention patterns were seen for {len(seen)} of {n_layers} layers.")
     return out
@@ -70,13 +102,13 @@ def capture_examples(bridge: Any, prompts: dict[str, list[int]]) -> list[dict[st
     for name, ids in prompts.items():
         store: dict[int, np.ndarray] = {}
 
-        def make_hook(layer: int) -> Callable:
+        def make_hook(layer: int, store: dict[int, np.ndarray]) -> Callable:
             def hook(pattern: torch.Tensor, hook: Any) -> None:
                 store[layer] = pattern[0].detach().float().cpu().numpy()
 
             return hook
 
-        hooks = [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer)) for layer in range(n_layers)]
+        hooks = [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer, store)) for layer in range(n_layers)]
         tokens = torch.tensor([ids], device=bridge.cfg.device)
         with torch.no_grad():
             bridge.run_with_hooks(tokens, fwd_hooks=hooks, return_type=None)
@@ -115,12 +147,26 @@ def compute_scores(
     on_metric: Callable[[str], None] | None = None,
     ctx: RunContext | None = None,
 ) -> ScoreResult:
-    """Score every head of a model for these families (see :func:`wiki_builder.families.select`)."""
+    """Score every head of a model for these families (see :func:`wiki_builder.families.select`).
+
+    A family that raises does not stop the others: it is recorded in ``ScoreResult.failed`` (with
+    the exception in ``errors``) and every other family is still computed. The attention families
+    share one forward pass, so an error there fails all of them.
+    """
     chosen = list(families)
     ctx = ctx or RunContext(seed=(probe_config.seed if probe_config else 0))
     result = ScoreResult(outputs={}, seconds={})
 
     def run_family(m: Metric) -> None:
+        try:
+            compute_family(m)
+        except Exception as exc:  # one family failing must not lose the others
+            result.fail(m.id, exc)
+            return
+        if on_metric:
+            on_metric(m.id)
+
+    def compute_family(m: Metric) -> None:
         start = time.perf_counter()
         outs: dict[str, MetricOutput] = m.compute(bridge, ctx)
         missing = set(m.output_ids) - set(outs)
@@ -131,11 +177,11 @@ def compute_scores(
             out.setup.setdefault("compute_dtype", compute_dtype(bridge, m))
             if used is not None:
                 out.setup["options"] = used
+            check_finite(oid, out)
+        for oid, out in outs.items():
             result.outputs[oid] = out
             result.family_of[oid] = m.id
         result.seconds[m.id] = time.perf_counter() - start
-        if on_metric:
-            on_metric(m.id)
 
     # Weight-based families first, from the weights as loaded (float32 under the mixed policy);
     # then, under --dtype mixed-bf16, the model is cast once and every forward pass runs in bfloat16.
@@ -150,8 +196,16 @@ def compute_scores(
     attention = [m for m in chosen if isinstance(m, AttentionMetric)]
     if attention:
         start = time.perf_counter()
-        probe = build_probe(bridge, probe_config or ProbeConfig(seed=ctx.seed))
-        values = attention_scores(bridge, attention, probe)
+        try:
+            probe = build_probe(bridge, probe_config or ProbeConfig(seed=ctx.seed))
+            values = attention_scores(bridge, attention, probe)
+            for m in attention:
+                check_finite(m.id, MetricOutput(values=values[m.id]))
+        except Exception as exc:  # the attention families share one forward pass: they fail together
+            for m in attention:
+                result.fail(m.id, exc)
+            attention = []
+    if attention:
         c = probe.config
         setup = {"probe": "BOS + X + X, X uniformly random tokens", "batch": c.batch, "t_min": c.t_min, "t_max": c.t_max,
                  "seed": c.seed, "length": int(probe.tokens.shape[1]), "token_pool": probe.pool_size, "bos": bool(probe.offset),
@@ -166,8 +220,9 @@ def compute_scores(
     for m in chosen:
         if m.kind == "task":
             run_family(m)
-    for oid, out in result.outputs.items():
-        check_finite(oid, out)
-    if ctx.examples:
-        result.examples = capture_examples(bridge, example_prompts(bridge, chosen, ctx.seed))
+    if ctx.examples and len(result.failed) < len(chosen):
+        try:
+            result.examples = capture_examples(bridge, example_prompts(bridge, [m for m in chosen if m.id not in result.failed], ctx.seed))
+        except Exception:  # the example patterns are an illustration: without them the scores still stand
+            result.examples = []
     return result

@@ -66,7 +66,9 @@ def render_pages(ws: Workspace, env: Environment, data: SiteData, writer: Writer
     # ---- navigation pages (Markdown, built by mkdocs)
     page("index.md", "index.md.j2")
     page("find.md", "find.md.j2")
-    page("models/index.md", "models.md.j2")
+    from ..models.coverage_table import load_coverage
+
+    page("models/index.md", "models.md.j2", coverage=load_coverage())
     page("metrics/index.md", "metrics.md.j2")
     page("mosaics/index.md", "mosaics.md.j2")
     for meta in data.metrics:
