@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import executors
 from .executors import Job, Outcome
-from .faults import crash_point
+from .faults import crash_point, storage_error
 from .models.resolve import ModelSpec
 from .scores.base import BuildOptions, RunContext
 from .scores.probe import ProbeConfig
-from .store import (ModelRecord, append_run, insert_run, read_record, remove_stale_temporaries, score_files, sync_model,
-                    synced_builds, write_record)
+from .store import (
+    ModelRecord,
+    append_run,
+    insert_run,
+    read_record,
+    remove_stale_temporaries,
+    score_files,
+    sync_model,
+    synced_builds,
+    write_record,
+)
 from .workspace import Workspace
 
 
@@ -29,6 +38,7 @@ class ModelOutcome:
     error: str = ""
     path: Path | None = None
     skipped: bool = False
+    partial: bool = False  # some families failed, the others were stored
 
 
 @dataclass
@@ -68,25 +78,46 @@ def model_description(spec: ModelSpec, location: str) -> str:
     return ""
 
 
+def public_location(spec: ModelSpec) -> str:
+    """Where a model comes from, without a path of the machine that built it (pages are published).
+
+    Hub models: the hub id. Embedded models: their place in the package. Local directories and
+    llama2.c checkpoints: the directory's name only.
+    """
+    if spec.source == "hub":
+        return spec.location
+    name = Path(spec.location).name
+    if spec.source == "embedded":
+        return f"wiki_builder/models/embedded/{name}"
+    return name
+
+
 def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: list[str], ctx: RunContext,
                 on_metric: Callable[[str], None] | None = None) -> ModelRecord:
     """Load one model and compute the given score families; returns the record (nothing is written)."""
     import dataclasses
+    import gc
     import json
 
     import torch
 
     from .families import registry
-    from .models.load import load_model
+    from .models.load import load_model, pick_device
+    from .models.memory import read_peak, reset_peak
     from .models.registry import model_family
     from .scores.runner import compute_scores
 
     torch.manual_seed(ctx.seed)
+    gc.collect()  # what an earlier model left behind must not count towards this one's peak
+    reset_peak(pick_device(device))
     loaded = load_model(spec, device=device, dtype=dtype, work_dir=ws.data)
     if loaded.dtype == "mixed-bf16" and ctx.forward_dtype is None:
         ctx = dataclasses.replace(ctx, forward_dtype="bfloat16")
     result = compute_scores(loaded.bridge, _in_order(todo),
-                            ProbeConfig(seed=ctx.seed), on_metric=on_metric, ctx=ctx)
+                            ProbeConfig(seed=ctx.seed), on_metric=_mid_scoring(spec.name, on_metric), ctx=ctx)
+    if result.failed and not result.outputs:
+        # nothing was computed: the model failed as a whole (with the first family's own error)
+        raise next(iter(result.errors.values()))
     families = registry()
     rows = []
     for oid, out in result.outputs.items():
@@ -99,7 +130,9 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: l
                 rows.append({"model": spec.name, "layer": layer, "head": head, "metric": oid, "value": float(out.values[layer, head]),
                              "metric_version": version, "detail": json.dumps(detail, default=str) if detail else None})
     model_row = {"model": spec.name, **loaded.info, "family": model_family(loaded.info.get("architecture", "")),
-                 "source": spec.source, "location": spec.location, "description": model_description(spec, spec.location)}
+                 "source": spec.source, "location": public_location(spec), "description": model_description(spec, spec.location)}
+    peak = read_peak(loaded.device)
+    model_row["peak_memory_bytes"] = int(peak)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
     common = {"model": spec.name, "transformer_lens_version": _version("transformer-lens"), "torch_version": _version("torch"),
               "builder_version": _version("head-wiki"), "git_revision": git_revision(), "device": loaded.device,
@@ -107,11 +140,28 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: l
     provenance = [
         {**common, "metric": oid, "family": result.family_of[oid], "metric_version": families[result.family_of[oid]].version,
          "seconds": result.seconds.get(result.family_of[oid], 0.0), "status": "ok" if out.applicable else "not_applicable",
-         "reason": out.reason, "setup": out.setup}
+         "reason": out.reason, "setup": out.setup, "peak_memory_bytes": int(peak)}
         for oid, out in result.outputs.items()
+    ] + [
+        {**common, "metric": oid, "family": fid, "metric_version": families[fid].version, "seconds": 0.0,
+         "status": "failed", "reason": error, "setup": {}, "peak_memory_bytes": int(peak)}
+        for fid, error in result.failed.items() for oid in families[fid].output_ids
     ]
-    del loaded
-    return ModelRecord(model=model_row, rows=rows, provenance=provenance, examples=result.examples)
+    examples = result.examples
+    del loaded, result
+    gc.collect()
+    return ModelRecord(model=model_row, rows=rows, provenance=provenance, examples=examples)
+
+
+def _mid_scoring(model: str, on_metric: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Report each finished family; the crash point ``mid_scoring`` sits between families (also on a Ray worker)."""
+
+    def done(fid: str) -> None:
+        crash_point("mid_scoring", model)
+        if on_metric is not None:
+            on_metric(fid)
+
+    return done
 
 
 def _in_order(ids: list[str]) -> list[Any]:
@@ -128,7 +178,8 @@ def families_done(record: ModelRecord | None, seed: int, dtype: str, options: Bu
 
     if record is None:
         return set()
-    stored = {(p.get("metric"), p.get("metric_version"), p.get("seed"), p.get("dtype")): p for p in record.provenance}
+    stored = {(p.get("metric"), p.get("metric_version"), p.get("seed"), p.get("dtype")): p for p in record.provenance
+              if p.get("status") != "failed"}  # a family that failed is retried
     done = set()
     for fid, fam in registry().items():
         rows = [stored.get((oid, fam.version, seed, dtype)) for oid in fam.output_ids]
@@ -179,6 +230,11 @@ def resync_database(ws: Workspace, store: str | None = None) -> int:
     return fixed
 
 
+def failed_families(record: ModelRecord) -> dict[str, str]:
+    """Family id -> its error, for the families of this record that failed."""
+    return {p.get("family", p["metric"]): p.get("reason") or "" for p in record.provenance if p.get("status") == "failed"}
+
+
 def score_and_store(job: Job, on_metric: Callable[[str], None] | None, *, root: Path, store: str | None, device: str,
                     dtype: str, ctx: RunContext) -> dict[str, Any]:
     """Compute the missing families of one model and write its Parquet file (merged with what was stored).
@@ -192,7 +248,9 @@ def score_and_store(job: Job, on_metric: Callable[[str], None] | None, *, root: 
     record = merge(existing_record(ws, spec, store), new, set(job.todo))
     crash_point("before_write", spec.name)
     path = write_record(ws.data, spec.slug, record, store)
-    return {"path": str(path), "device": new.provenance[0]["device"] if new.provenance else device}
+    return {"path": str(path), "device": new.provenance[0]["device"] if new.provenance else device,
+            "failed_families": failed_families(new),
+            "peak_memory_bytes": new.model.get("peak_memory_bytes"), "estimated_memory_bytes": new.model.get("estimated_memory_bytes")}
 
 
 def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dtype: str = "float32", seed: int = 0,
@@ -239,16 +297,31 @@ def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dt
                 crash_point("before_db", spec.name)
                 sync_model(ws.data, read_record(outcome.result["path"]))
             except Exception as exc:  # a file we cannot read back counts as a failure of that model
+                if storage_error(exc):
+                    raise  # a full disk or a read-only folder: every model would fail the same way, stop the build
                 error, etype = str(exc), type(exc).__name__
+        failed = (outcome.result or {}).get("failed_families") or {} if outcome.ok else {}
         if error or etype:
             run.update(status="failed", error=error, error_type=etype)
             report.outcomes.append(ModelOutcome(spec.name, False, outcome.seconds, error=f"{etype}: {error}"))
+        elif failed:
+            # some families failed, the others were stored: a partial run, and the build still fails
+            done = [f for f in job.todo if f not in failed]
+            text = "; ".join(f"{fid}: {msg}" for fid, msg in failed.items())
+            run.update(status="partial", families=",".join(done), error=f"failed families: {text}",
+                       error_type="FamilyFailed", device=outcome.result.get("device", device),
+                       peak_memory_bytes=outcome.result.get("peak_memory_bytes"),
+                       estimated_memory_bytes=outcome.result.get("estimated_memory_bytes"))
+            report.outcomes.append(ModelOutcome(spec.name, False, outcome.seconds, error=f"failed families: {text}",
+                                                partial=True))
         elif not job.todo:
             run.update(status="skipped", families="all stored already (use --force to recompute)")
             report.outcomes.append(ModelOutcome(spec.name, True, 0.0, skipped=True))
         else:
             path = outcome.result["path"]
-            run.update(status="ok", families=",".join(job.todo), device=outcome.result.get("device", device))
+            run.update(status="ok", families=",".join(job.todo), device=outcome.result.get("device", device),
+                       peak_memory_bytes=outcome.result.get("peak_memory_bytes"),
+                       estimated_memory_bytes=outcome.result.get("estimated_memory_bytes"))
             report.outcomes.append(ModelOutcome(spec.name, True, outcome.seconds, path=Path(path) if "://" not in path else None))
         run["seconds"] = round(outcome.seconds, 3)
         append_run(ws.data, run)

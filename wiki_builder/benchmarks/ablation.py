@@ -73,8 +73,8 @@ def synthetic_tokenizer(directory: Path, size: int = VOCAB_SIZE):
 
 def random_bridge(shape: str, device: str, seed: int, tokenizer: Any):
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
     from transformer_lens.model_bridge import TransformerBridge
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=VOCAB_SIZE, **SHAPES[shape])
@@ -150,7 +150,7 @@ class PeakMemory:
         except (OSError, AttributeError):
             pass
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         import torch
 
         self.release()

@@ -81,9 +81,9 @@ def run_batch_bench(shapes: list[str], device: str, dtype: str, seed: int, conso
 
     from ..build import score_model
     from ..families import registry
-    from ..scores.base import BuildOptions, RunContext
     from ..models.load import pick_device, resolve_dtype
     from ..models.resolve import ModelSpec
+    from ..scores.base import BuildOptions, RunContext
     from ..workspace import Workspace
 
     dev = pick_device(device)

@@ -9,6 +9,8 @@ published metric code assumes.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import socket
 from dataclasses import dataclass, field
@@ -142,6 +144,27 @@ def model_directory(spec: ModelSpec, work_dir: Path | None = None) -> str:
     return str(target)
 
 
+def refuse_non_text(spec: ModelSpec, where: str) -> None:
+    """Refuse audio and vision models before any weights are read (the wiki's scores need text tokens)."""
+    import json
+
+    from .registry import modality, registry_architectures
+
+    archs: list[str] = []
+    config = Path(where) / "config.json"
+    if config.is_file():
+        try:
+            archs = list(json.loads(config.read_text(encoding="utf-8")).get("architectures") or [])
+        except (OSError, ValueError):
+            archs = []
+    elif spec.source == "hub":
+        archs = [a for a in [registry_architectures().get(spec.location, "")] if a]
+    for arch in archs:
+        kind, reason = modality(arch)
+        if kind != "text":
+            raise ModelLoadError(f"'{spec.name}' is not scored: {reason}.")
+
+
 def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", work_dir: Path | None = None) -> LoadedModel:
     """Boot a model with TransformerBridge in eval mode, on the chosen device and dtype."""
     dev = pick_device(device)
@@ -152,6 +175,7 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", wo
     from transformer_lens.model_bridge import TransformerBridge
 
     where = model_directory(spec, work_dir)
+    refuse_non_text(spec, where)
     from .memory import check_fits
 
     try:
@@ -162,22 +186,40 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", wo
         raise ModelLoadError(f"Could not read the config of '{spec.name}' at {where}: {exc}") from exc
     except ValueError as exc:  # transformers: unknown model_type / architecture
         raise ModelLoadError(f"'{spec.name}' at {where} has a config transformers cannot use: {exc}") from exc
-    try:
-        bridge = TransformerBridge.boot_transformers(where, device=dev, dtype=getattr(torch, load_dtype(dtype)))
-    except OSError as exc:
-        if spec.source == "hub":
-            raise _hub_error(spec, exc) from exc
-        raise ModelLoadError(f"Could not load '{spec.name}' from {where}: {exc}") from exc
-    except Exception as exc:  # unsupported architectures and broken configs surface here
-        raise ModelLoadError(f"TransformerLens could not load '{spec.name}' from {where}: {type(exc).__name__}: {exc}") from exc
-    bridge.enable_compatibility_mode()
+    from .frugal import NotReplaced, blocks_returned, forget_patterns, frugal_processing, read_not_mapped, release_freed_memory
+
+    def boot(frugal: bool) -> Any:
+        try:
+            with read_not_mapped() if frugal else contextlib.nullcontext():
+                return TransformerBridge.boot_transformers(where, device=dev, dtype=getattr(torch, load_dtype(dtype)))
+        except OSError as exc:
+            if spec.source == "hub":
+                raise _hub_error(spec, exc) from exc
+            raise ModelLoadError(f"Could not load '{spec.name}' from {where}: {exc}") from exc
+        except Exception as exc:  # unsupported architectures and broken configs surface here
+            raise ModelLoadError(f"TransformerLens could not load '{spec.name}' from {where}: {type(exc).__name__}: {exc}") from exc
+
+    # One copy of the weights at a time (see models/frugal.py); the same numbers as the ordinary way,
+    # which is the fallback should processing leave a weight of this architecture behind.
+    with blocks_returned():
+        bridge = boot(frugal=True)
+        try:
+            with frugal_processing(bridge):
+                bridge.enable_compatibility_mode()
+        except NotReplaced:
+            del bridge
+            gc.collect()
+            bridge = boot(frugal=False)
+            bridge.enable_compatibility_mode()
+    forget_patterns(bridge)
+    release_freed_memory()
     bridge.eval()
     if spec.source == "embedded":
         # the zoo is trained with <bos> at position 0 whatever the architecture; TransformerLens
         # defaults to no BOS for GPT-NeoX models (Pythia), which would put them off their training data
         bridge.cfg.default_prepend_bos = True
     cfg = bridge.cfg
-    n_params = sum(p.numel() for p in bridge.original_model.parameters())
+    n_params = estimate.n_params  # from the checkpoint's config: tied embedding and unembedding counted once
     info = {
         "n_layers": int(cfg.n_layers),
         "n_heads": int(cfg.n_heads),

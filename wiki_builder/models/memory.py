@@ -87,3 +87,50 @@ def check_fits(spec: ModelSpec, location: str, device: str, dtype: str) -> Memor
             "or half precision (--dtype bfloat16)."
         )
     return est
+
+
+# -- measured peak memory ------------------------------------------------------------------------
+
+def current_rss() -> int:
+    """This process's resident memory now, in bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak(device: str = "cpu") -> bool:
+    """Start a new peak: the kernel's RSS high-water mark (Linux, ``5`` to ``/proc/self/clear_refs``) and
+    CUDA's peak allocation. False when the kernel's mark could not be reset (then the peak is the process's)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def read_peak(device: str = "cpu") -> int:
+    """The peak since :func:`reset_peak`: ``torch.cuda.max_memory_allocated`` on a GPU, else the RSS
+    high-water mark (``VmHWM`` of /proc/self/status; ``ru_maxrss`` elsewhere), in bytes."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..models.frugal import release_freed_memory
 from .base import AttentionMetric, Metric, MetricOutput, RunContext
 from .probe import Probe, ProbeConfig, build_probe
 
@@ -163,6 +164,8 @@ def compute_scores(
         except Exception as exc:  # one family failing must not lose the others
             result.fail(m.id, exc)
             return
+        finally:
+            release_freed_memory()  # what the family no longer needs goes back before the next one starts
         if on_metric:
             on_metric(m.id)
 
@@ -205,6 +208,7 @@ def compute_scores(
             for m in attention:
                 result.fail(m.id, exc)
             attention = []
+        release_freed_memory()
     if attention:
         c = probe.config
         setup = {"probe": "BOS + X + X, X uniformly random tokens", "batch": c.batch, "t_min": c.t_min, "t_max": c.t_max,

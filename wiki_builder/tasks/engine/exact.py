@@ -71,20 +71,13 @@ def keep_freed_memory() -> bool:
     so every batch pays page faults to zero them again (about a tenth of the sweep's time on
     gpt2-small, measured). This is the allocator tuning PyTorch's CPU performance guide
     recommends (there: jemalloc or tcmalloc). Peak memory is unchanged; memory freed at the end
-    stays with the process (up to ``GLIBC_KEEP_BYTES`` above the heap top) until it exits.
-    Returns whether the setting took effect.
+    stays with the process (up to ``GLIBC_KEEP_BYTES`` above the heap top) until it exits, or until
+    the runner hands it back between families (``models.frugal.release_freed_memory``).
+    Returns whether the setting took effect (it stays for the next models: ``models.frugal.tune_malloc``).
     """
-    import ctypes
-    import sys
+    from ...models.frugal import tune_malloc
 
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, GLIBC_KEEP_BYTES // 2) and libc.mallopt(M_TRIM_THRESHOLD, GLIBC_KEEP_BYTES))
+    return tune_malloc(GLIBC_KEEP_BYTES // 2, GLIBC_KEEP_BYTES)
 
 
 @dataclass

@@ -164,9 +164,9 @@ def _row_cache(bridge: Any, names: list[str], rows: Callable[[str], int]) -> tup
 
 
 def _at(logits: torch.Tensor, rows: slice, pos: torch.Tensor | None) -> torch.Tensor:
-    """Rows of the logits as float32, at ``pos`` (None: already only the scored positions); a copy either way."""
-    part = logits[rows] if pos is None else logits[rows, pos]
-    return part.clone() if part.dtype == torch.float32 and pos is None else part.float()
+    """Rows of the logits as float32, at ``pos`` (None: the logits are only the scored positions already; then
+    float32 logits give views, which together keep the pass's logits, no more)."""
+    return (logits[rows] if pos is None else logits[rows, pos]).float()
 
 
 def _run_scored(bridge: Any, tokens: torch.Tensor, pos: torch.Tensor, fwd_hooks: list) -> tuple[torch.Tensor, torch.Tensor | None]:
