@@ -414,6 +414,22 @@ def serve(port: int = typer.Option(8000, parser=int_in(1, 65535), help="Port on 
                     break
             return found
 
+        def send_head(self):  # noqa: ANN202 - http.server's own signature
+            """A request that meets the switch (the previous site moved away between finding a file and opening
+            it) is looked up again instead of answered 404."""
+            for attempt in range(3):
+                self._retry_404, self._missed = attempt < 2, False
+                body = super().send_head()
+                if body is not None or not self._missed:
+                    return body
+            return None
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            if code == 404 and getattr(self, "_retry_404", False):
+                self._missed = True
+                return
+            super().send_error(code, message, explain)
+
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     except OSError as exc:
