@@ -37,7 +37,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {cell(r['architecture'])} | {r['official_models']} | {r['registry_models']} | {r['status']} | "
                      f"{len(r['computed'])} | {len(r['not_applicable'])} | {cell(failed)} | {cell(r['engine'])} | {r['seconds']} |")
     lines.append("")
-    lines.append(f"Share of TransformerLens' {result['registry_total']} registered models whose architecture is covered: "
+    text = result.get("registry_text", result["registry_total"])
+    lines.append(f"Share of TransformerLens' {text} registered text models ({result['registry_total']} with audio and vision "
+                 "models, which are refused) whose architecture is covered: "
                  f"{100 * result['registry_share_covered']:.1f}% ({result['registry_covered']} models); "
                  f"covered or partial: {100 * result['registry_share_covered_or_partial']:.1f}%.")
     return "\n".join(lines) + "\n"

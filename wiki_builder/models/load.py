@@ -130,6 +130,41 @@ def _hub_error(spec: ModelSpec, exc: BaseException) -> ModelLoadError:
     )
 
 
+TL_LEGACY_PREFIXES = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
+
+
+def is_tl_legacy(spec: ModelSpec) -> bool:
+    """A hub repo in TransformerLens' own checkpoint format (config.json without model_type, ``*final.pth``),
+    loaded through ``transformer_lens.model_bridge.sources.tl_legacy``."""
+    return spec.source == "hub" and spec.location.startswith(TL_LEGACY_PREFIXES)
+
+
+@contextlib.contextmanager
+def cached_repo_listing():
+    """Offline, let ``HfApi.list_repo_files`` answer from the local cache.
+
+    TransformerLens' legacy loader lists a repo's files to find ``*final.pth``; that is a hub
+    call, which fails with ``HF_HUB_OFFLINE=1`` even when the whole repo is cached. Online,
+    nothing changes.
+    """
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    if not constants.HF_HUB_OFFLINE:
+        yield
+        return
+    original = HfApi.list_repo_files
+
+    def from_cache(self: Any, repo_id: str, *args: Any, **kwargs: Any) -> list[str]:
+        folder = Path(snapshot_download(repo_id, local_files_only=True))
+        return sorted(str(f.relative_to(folder)) for f in folder.rglob("*") if f.is_file())
+
+    HfApi.list_repo_files = from_cache
+    try:
+        yield
+    finally:
+        HfApi.list_repo_files = original
+
+
 def model_directory(spec: ModelSpec, work_dir: Path | None = None) -> str:
     """The name or directory to hand to ``boot_transformers``; converts llama2.c on first use."""
     if spec.source != "llama2c":
@@ -176,20 +211,37 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", wo
 
     where = model_directory(spec, work_dir)
     refuse_non_text(spec, where)
-    from .memory import check_fits
+    from .memory import MemoryEstimate, check_fits
 
+    legacy = is_tl_legacy(spec)
     try:
-        estimate = check_fits(spec, where, dev, load_dtype(dtype))
+        # TransformerLens-format repos have no config transformers reads: sized after loading (they are small)
+        estimate = MemoryEstimate(0, 0, 0) if legacy else check_fits(spec, where, dev, load_dtype(dtype))
     except OSError as exc:
         if spec.source == "hub":
             raise _hub_error(spec, exc) from exc
         raise ModelLoadError(f"Could not read the config of '{spec.name}' at {where}: {exc}") from exc
     except ValueError as exc:  # transformers: unknown model_type / architecture
         raise ModelLoadError(f"'{spec.name}' at {where} has a config transformers cannot use: {exc}") from exc
-    from .frugal import NotReplaced, blocks_returned, forget_patterns, frugal_processing, read_not_mapped, release_freed_memory
+    from .frugal import (
+        NotReplaced,
+        blocks_returned,
+        forget_patterns,
+        frugal_processing,
+        no_mkl_buffer_cache,
+        read_not_mapped,
+        release_freed_memory,
+    )
+
+    no_mkl_buffer_cache()
 
     def boot(frugal: bool) -> Any:
         try:
+            if legacy:
+                from transformer_lens.model_bridge.sources.tl_legacy import boot as boot_tl_legacy
+
+                with cached_repo_listing():
+                    return boot_tl_legacy(spec.location, device=dev, dtype=getattr(torch, load_dtype(dtype)))
             with read_not_mapped() if frugal else contextlib.nullcontext():
                 return TransformerBridge.boot_transformers(where, device=dev, dtype=getattr(torch, load_dtype(dtype)))
         except OSError as exc:
@@ -220,6 +272,8 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", wo
         bridge.cfg.default_prepend_bos = True
     cfg = bridge.cfg
     n_params = estimate.n_params  # from the checkpoint's config: tied embedding and unembedding counted once
+    if legacy:
+        n_params = sum(p.numel() for p in bridge.parameters())
     info = {
         "n_layers": int(cfg.n_layers),
         "n_heads": int(cfg.n_heads),

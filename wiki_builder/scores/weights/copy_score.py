@@ -104,11 +104,14 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
         "names": list(usable),
         "names_dropped": dropped,
         "tokenization": "' ' + name must be one ordinary token (SentencePiece: the token '▁name')",
-        "residual": "W_E[name] + MLP0(ln2(W_E[name]))" if _ov.has_mlp0(bridge) else "W_E[name] (no MLP in layer 0)",
+        "residual": _ov.residual_formula(bridge, "name"),
         "top_k": TOP_K,
         "ties": "counted against the name",
         "value": "fraction of names in [0, 1] (the IOI paper reports a percentage)",
     }
+    post = _ov.latent_attention_reason(bridge) or _ov.post_norm_reason(bridge)
+    if post:
+        return {oid: _ov.not_applicable(bridge, post, setup) for oid in ("copy_score", "negative_copy_score")}
     if len(usable) < MIN_NAMES:
         reason = (f"Only {len(usable)} of {setup['names_total']} names are single tokens (with a leading space) in this "
                   f"model's tokenizer; at least {MIN_NAMES} are needed.")

@@ -126,12 +126,16 @@ def value_weights(bridge: Any) -> tuple[Any, Any, Any]:
     """
     import torch
 
-    ov = bridge.OV
-    W_V, W_O = ov.A.detach(), ov.B.detach()
+    if len(attention_blocks(bridge)) < int(bridge.cfg.n_layers):
+        # hybrids: the bridge's stacks hold the attention layers only (index i is not layer i)
+        W_V, W_O = per_layer_value_weights(bridge)
+    else:
+        ov = bridge.OV
+        W_V, W_O = ov.A.detach(), ov.B.detach()
     n_layers, n_heads = W_V.shape[0], W_V.shape[1]
     b_V = torch.zeros(n_layers, n_heads, W_V.shape[-1], device=W_V.device)
     try:
-        raw = bridge.b_V
+        raw = bridge.b_V if W_V is not None and len(attention_blocks(bridge)) == n_layers else None
     except Exception:  # noqa: BLE001 - TransformerLens raises for bias-free projections
         raw = None
     if raw is not None:
@@ -140,6 +144,41 @@ def value_weights(bridge: Any) -> tuple[Any, Any, Any]:
             raw = raw.repeat_interleave(n_heads // raw.shape[1], dim=1)
         b_V = raw.to(W_V.device)
     return W_V, b_V, W_O
+
+
+def attention_blocks(bridge: Any) -> list[int]:
+    """The layers whose block has an attention component (all of them except in hybrids)."""
+    out = []
+    for layer in range(int(bridge.cfg.n_layers)):
+        try:
+            if getattr(bridge.blocks[layer], "attn", None) is not None:
+                out.append(layer)
+        except Exception:  # noqa: BLE001 - a block without that component
+            continue
+    return out
+
+
+def per_layer_value_weights(bridge: Any) -> tuple[Any, Any]:
+    """``(W_V, W_O)`` stacked from each attention block's own accessors (key/value heads repeated up to one per
+    query head), zeros for a layer whose block has no attention (Mamba or linear-attention layers of hybrids)."""
+    import torch
+
+    found = {}
+    for layer in range(int(bridge.cfg.n_layers)):
+        attn = getattr(bridge.blocks[layer], "attn", None)
+        if attn is not None:
+            found[layer] = (attn.W_V.detach(), attn.W_O.detach())
+    if not found:
+        raise AttributeError("no block of this model has an attention component")
+    v0, o0 = next(iter(found.values()))
+    n_heads = o0.shape[0]
+    zeros = (torch.zeros((n_heads, *v0.shape[1:]), dtype=v0.dtype, device=v0.device), torch.zeros_like(o0))
+    W_V, W_O = [], []
+    for layer in range(int(bridge.cfg.n_layers)):
+        v, o = found.get(layer, zeros)
+        W_V.append(v.repeat_interleave(n_heads // v.shape[0], dim=0) if v.shape[0] != n_heads else v)
+        W_O.append(o)
+    return torch.stack(W_V), torch.stack(W_O)
 
 
 def value_bias_used(b_V: Any) -> bool:
@@ -164,6 +203,20 @@ def has_mlp0(bridge: Any) -> bool:
     return getattr(bridge.blocks[0], "mlp", None) is not None
 
 
+def embedding_norm(bridge: Any) -> Any:
+    """The norm applied to the token embedding before layer 0 (BLOOM's ``embed_ln``), or None."""
+    try:
+        return getattr(bridge, "embed_ln", None)
+    except Exception:  # noqa: BLE001 - a bridge without that component may raise its own error
+        return None
+
+
+def residual_formula(bridge: Any, t: str) -> str:
+    """The layer-0 residual :func:`effective_embedding` computes, written out for token ``t``."""
+    e = f"embed_ln(W_E[{t}])" if embedding_norm(bridge) is not None else f"W_E[{t}]"
+    return f"{e} + MLP0(ln2({e}))" if has_mlp0(bridge) else f"{e} (no MLP in layer 0)"
+
+
 def effective_embedding(bridge: Any, ids: list[int]) -> Any:
     """The residual stream after layer 0 at a lone token, without attention 0 and positions:
     ``W_E[t] + MLP0(ln2(W_E[t]))`` (``W_E[t]`` alone for attention-only models).
@@ -176,11 +229,82 @@ def effective_embedding(bridge: Any, ids: list[int]) -> Any:
 
     W_E = bridge.W_E.detach()
     e = W_E[torch.as_tensor(ids, device=W_E.device)].float()
+    e = normalize(embedding_norm(bridge), e)  # BLOOM normalises the embedding before layer 0
     block = bridge.blocks[0]
     mlp = getattr(block, "mlp", None)
     if mlp is None:
         return e
-    return e + _module_call(mlp, normalize(getattr(block, "ln2", None), e))
+    return e + mlp_output(mlp, normalize(getattr(block, "ln2", None), e))
+
+
+_ACTIVATIONS = ("activation_fn", "act_fn", "act", "activation")
+
+
+def mlp_output(mlp: Any, x: Any) -> Any:
+    """Layer 0's MLP (or mixture of experts) alone on ``[n, d_model]``, however the architecture wraps it.
+
+    Most bridges call the Hugging Face MLP module directly. Mixture-of-experts blocks (Mixtral,
+    OLMoE, Qwen3-MoE, gpt-oss) want ``[batch, seq, d_model]`` and may return ``(hidden,
+    router_logits)``: the router and experts run on the tokens as one sequence and the hidden part
+    is kept. BLOOM's and MPT's MLPs add their ``residual`` argument to the output: it gets zeros. OPT's bridge
+    has no MLP module to call (fc1 and fc2 sit on the decoder layer): ``out(act(in(x)))`` with the
+    layer's own activation.
+    """
+    import torch
+
+    original = getattr(mlp, "original_component", None)
+    kind = type(original).__name__
+    if "MoE" in type(mlp).__name__:
+        dtype = next((p.dtype for p in mlp.parameters()), x.dtype)
+        out = mlp(x.to(dtype)[None])
+        out = out[0] if isinstance(out, tuple) else out
+        return out.reshape(x.shape).float()
+    if kind in ("BloomMLP", "MptMLP"):
+        dtype = next((p.dtype for p in mlp.parameters()), x.dtype)
+        xd = x.to(dtype)
+        return original(xd, torch.zeros_like(xd)).float()
+    children = dict(mlp.named_children())
+    if original is not None and "in" in children and "out" in children and not kind.endswith(("MLP", "Mlp")):
+        act = next((getattr(original, a) for a in _ACTIVATIONS if callable(getattr(original, a, None))), None)
+        if act is None:
+            raise NotImplementedError(f"{kind}: no MLP module and no activation found to run layer 0's MLP alone")
+        dtype = next((p.dtype for p in mlp.parameters()), x.dtype)
+        return children["out"](act(children["in"](x.to(dtype)))).float()
+    return _module_call(mlp, x)
+
+
+def latent_attention_reason(bridge: Any) -> str:
+    """Why a weights-only OV readout does not exist for this model (multi-head latent attention), or ``""``."""
+    config = getattr(getattr(bridge, "original_model", None), "config", None)
+    rank = getattr(config, "kv_lora_rank", None)
+    if not rank:
+        return ""
+    return (f"multi-head latent attention (DeepSeek): a head here is one of the {int(bridge.cfg.n_heads)} query heads; each has "
+            f"its own query, key and value up-projections, all reading one shared {int(rank)}-wide key-value latent that is "
+            "RMS-normalised between the down- and the up-projection. Its attention pattern is scored like any head's, but there "
+            "is no per-head linear W_V W_O (OV circuit) to read from the weights (TransformerLens exposes none)")
+
+
+_POST_NORM_TYPES = {"bert", "roberta", "distilbert", "electra", "xlm-roberta", "marian", "bart", "blenderbot", "pegasus"}
+
+
+def post_norm_reason(bridge: Any) -> str:
+    """Why the OV readout ``W_E -> MLP0 -> ln1, OV -> final norm -> W_U`` is not what this model computes, or ``""``.
+
+    In post-norm blocks (BERT; OPT-350m) every sublayer's output is added to the residual and the
+    sum is normalised again, so a head's output reaches the unembedding only through later norms
+    that mix it with the rest of the residual; there is no direct path to read weights-only.
+    """
+    config = getattr(getattr(bridge, "original_model", None), "config", None)
+    if config is None:
+        return ""
+    post = getattr(config, "do_layer_norm_before", True) is False or getattr(config, "normalize_before", True) is False
+    post = post or getattr(config, "model_type", "") in _POST_NORM_TYPES
+    if not post:
+        return ""
+    return (f"{getattr(config, 'model_type', 'this model')} normalises after each sublayer (post-norm: "
+            "LayerNorm(x + sublayer(x))), so a head's output reaches the unembedding only through norms that mix it "
+            "with the rest of the residual: the direct embedding -> OV -> unembedding readout is not what the model computes")
 
 
 def head_outputs(bridge: Any, layer: int, x: Any, W_V: Any, b_V: Any, W_O: Any) -> Any:

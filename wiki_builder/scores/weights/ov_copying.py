@@ -69,6 +69,9 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
     import torch
 
     tok = getattr(bridge, "tokenizer", None)
+    latent = _ov.latent_attention_reason(bridge)
+    if latent:
+        return {"ov_copying": _ov.not_applicable(bridge, latent, {})}
     with _ov.no_grad():
         W_V, _, W_O = _ov.value_weights(bridge)
         values = copying_ratio(full_ov_eigenvalues(bridge, W_V, W_O))

@@ -64,9 +64,12 @@ def compute(bridge: Any, ctx: Any) -> dict[str, MetricOutput]:
         "dropped": dropped,
         "tokens_scored": sum(len(s["pairs"]) for s in sets.values()),
         "tokenization": "' ' + word must be one ordinary token (SentencePiece: the token '▁word')",
-        "input": "W_E[t] + MLP0(ln2(W_E[t]))" if _ov.has_mlp0(bridge) else "W_E[t] (no MLP in layer 0)",
+        "input": _ov.residual_formula(bridge, "t"),
         "readout": "ln1 -> W_V, b_V -> W_O -> final norm (normalisation only; its bias, folded into b_U, and b_U are not added) -> W_U restricted to t's set; argmax, ties fail",
     }
+    post = _ov.latent_attention_reason(bridge) or _ov.post_norm_reason(bridge)
+    if post:
+        return {"successor": _ov.not_applicable(bridge, post, setup)}
     if not sets:
         reason = (f"No ordinal set has {MIN_ITEMS} or more single-token members with a successor in this model's "
                   "tokenizer (numbers, number words, ordinals, days, months, their prefixes, letters).")
