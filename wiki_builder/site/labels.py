@@ -1,7 +1,13 @@
 """Plain-language labels for heads, each with its evidence and threshold.
 
-A label is shown on a head's page as, e.g., "induction head: stripe 0.91 (>= 0.40), 1st of 48
-heads", and is searchable. The rules live here, in one table, so a metric's owner can tune its
+A label says what sets a head apart within its model, so it needs two things: an absolute floor
+(``threshold``: the behaviour is really there), and two relative to the model's own distribution: a
+margin over the model's median head (``margin``: most of its heads do not do it as much) and a share
+of the model's strongest head (``share``: it is among the heads that do it most). A model whose every
+head copies gets no "copying head" label; its one previous-token head does get "previous-token head";
+of the heads whose ablation costs a task something, only those close to the costliest are labelled. A label is
+shown on a head's page as, e.g., "induction head: stripe 0.91 (>= 0.40), 1st of 48 heads", followed by
+the relative evidence ("+0.85 over the model's median head 0.06, needs +0.20"), and is searchable. The rules live here, in one table, so a metric's owner can tune its
 threshold in one place; a metric without a rule simply gets no label (its score, rank and
 percentile are still on every page). A rule matches a metric id exactly or, with a trailing
 ``*`` / leading ``*``, by prefix / suffix; task rules name the task from the metric's family, as
@@ -28,12 +34,21 @@ class LabelRule:
     evidence: str  # what the number is, in words
     threshold: float  # |value| at or beyond which the label applies
     sign: int = +1  # +1: value >= threshold (rank from the top); -1: value <= -threshold (rank from the bottom)
+    margin: float | None = None  # how far beyond the model's median head the value must be; None: half the threshold
+    share: float = 0.5  # the value must reach this share of the model's most extreme value on its side
+
+    @property
+    def needs(self) -> float:
+        return self.threshold / 2 if self.margin is None else self.margin
 
 
 RULES: tuple[LabelRule, ...] = (
     LabelRule("induction", "induction head", "stripe", 0.4),
+    LabelRule("prefix_matching", "induction head", "prefix matching", 0.4),
     LabelRule("prev_token", "previous-token head", "attention to the previous token", 0.5),
     LabelRule("duplicate_token", "duplicate-token head", "attention to the earlier copy", 0.4),
+    LabelRule("self_attention", "self-attending head", "attention to its own token", 0.5),
+    LabelRule("bos_attention", "attention sink", "attention to the first token", 0.3),  # Gu et al. 2025's threshold
     LabelRule("ov_copying", "copying head (OV)", "OV eigenvalue score", 0.7),
     LabelRule("ov_copying", "anti-copying head (OV)", "OV eigenvalue score", 0.7, sign=-1),
     LabelRule("copy_score", "copy head", "copy score", 0.5),
@@ -77,9 +92,13 @@ def model_labels(grids: dict[str, np.ndarray], ranks: dict[str, np.ndarray], bot
             continue
         meta = metrics.get(mid, {})
         n = int(np.isfinite(grid).sum())
+        median = float(np.nanmedian(grid)) if n else 0.0
+        extreme = {+1: float(np.nanmax(grid)) if n else 0.0, -1: float(np.nanmin(grid)) if n else 0.0}
         for rule in rules:
             with np.errstate(invalid="ignore"):
                 hit = grid >= rule.threshold if rule.sign > 0 else grid <= -rule.threshold
+                hit &= (grid - median) * rule.sign >= rule.needs  # and it sets the head apart from the model's typical head
+                hit &= grid * rule.sign >= rule.share * extreme[rule.sign] * rule.sign  # among the model's strongest
             if not hit.any():
                 continue
             name = rule.name.format(task=task_name(meta.get("family")))
@@ -92,7 +111,10 @@ def model_labels(grids: dict[str, np.ndarray], ranks: dict[str, np.ndarray], bot
                 where = f"{ordinal(rank)} of {n} heads" if rule.sign > 0 else f"{ordinal(rank)} most negative of {n} heads"
                 item = {"metric": mid, "title": meta.get("title", mid), "evidence": rule.evidence, "value": v,
                         "threshold": thr, "op": op, "rank": rank, "n": n, "where": where,
-                        "text": f"{rule.evidence} {v:.2f} ({op} {thr:g}), {where}"}
+                        "text": f"{rule.evidence} {v:.2f} ({op} {thr:g}), {where}", "median": median,
+                        "relative": f"{v - median:+.2f} over the model's median head ({median:.2f}; needs "
+                                    f"{rule.sign * rule.needs:+g}), {v / extreme[rule.sign]:.2f} of its strongest "
+                                    f"({extreme[rule.sign]:.2f}; needs {rule.share:g})"}
                 label = found.setdefault((layer, head), {}).setdefault(name, {"name": name, "items": [], "best_rank": rank})
                 label["items"].append(item)
                 label["best_rank"] = min(label["best_rank"], rank)
