@@ -227,6 +227,17 @@ def forget_patterns(bridge: Any) -> int:
     return n
 
 
+def no_mkl_buffer_cache() -> None:
+    """Switch off MKL's memory manager, which keeps the buffers of every large matrix product for reuse and
+    never hands them back: on the CPU it held 0.7-1.2 GiB more than the tensors alive during a task's
+    clean-and-corrupted pass on gpt2-medium (measured: +2.65 GiB over the weights with it, +1.93 without;
+    the time the same within noise). MKL reads ``MKL_DISABLE_FAST_MM`` when it allocates, so setting it
+    now works for the rest of the process; a value already set (MKL_DISABLE_FAST_MM=0) is left alone."""
+    import os
+
+    os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
+
+
 def release_freed_memory() -> None:
     """Garbage-collect, then hand freed memory back to the system: glibc's ``malloc_trim`` (the free pages
     inside its heap, not only at its top) and CUDA's cached blocks."""

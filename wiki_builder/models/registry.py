@@ -46,6 +46,11 @@ FAMILY_OF_ARCH = {
 }
 
 
+# The largest vocabulary of a family's official models (the memory estimate scales with it); others assume a large one.
+FAMILY_VOCAB = {"gpt2": 50257, "gpt-neox": 50304, "gpt-neo": 50257, "gpt-j": 50400, "opt": 50272, "bloom": 250880,
+                "bert": 30522, "t5": 32128, "phi": 51200, "pythia": 50304}
+
+
 @dataclass(frozen=True)
 class RegistryEntry:
     official: str  # the hub id
@@ -56,9 +61,11 @@ class RegistryEntry:
     size_source: str  # "cache" | "name" | "layers-width" | "table" | "unknown"
 
     def memory_bytes(self, dtype: str = "float32") -> int:
-        from .memory import BYTES, OVERHEAD
+        """The build's memory estimate (``models.memory.need_bytes``); the vocabulary is not known here, so a
+        large one is assumed: the estimate from the config (once it is cached) is the same or lower."""
+        from .memory import need_bytes
 
-        return int(self.n_params * BYTES[dtype] * OVERHEAD)
+        return need_bytes(self.n_params, dtype, FAMILY_VOCAB.get(self.family)) if self.n_params == self.n_params else 0
 
 
 @lru_cache(maxsize=1)

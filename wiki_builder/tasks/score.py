@@ -88,7 +88,7 @@ def model_does_task(task: Task, runs: Any) -> tuple[bool, str]:
 class TaskScore:
     outputs: dict[str, MetricOutput]
     setup: dict[str, Any] = field(default_factory=dict)
-    runs: Any = None
+    runs: Any = None  # engine.TaskRuns, or engine.Screening when the plain passes already ruled the task out
     exact: Any = None  # engine.Sweep
 
 
@@ -107,6 +107,14 @@ def score_task(bridge: Any, task: Task, kinds: list[str], method: str = "exact",
     if not task.applicable:
         return TaskScore({oid: not_applicable(shape, task.reason, setup) for oid in ids}, setup)
     start = time.perf_counter()
+    if not force:  # most models do few tasks: tell that from two plain passes before prepare's heavier one
+        screened = A.screen(bridge, task)
+        ok, reason = model_does_task(task, screened)
+        if not ok:
+            setup.update({"accuracy": _r(screened.accuracy, 4), "chance": _r(task.chance, 4), "threshold": _r(task.threshold, 4),
+                          "clean_metric": _r(screened.clean_metric), "corrupted_metric": _r(screened.corrupted_metric),
+                          "kl_corrupted": _r(screened.kl_corrupted)})
+            return TaskScore({oid: not_applicable(shape, reason, setup) for oid in ids}, setup, runs=screened)
     runs = A.prepare(bridge, task)
     setup.update({"accuracy": _r(runs.accuracy, 4), "chance": _r(task.chance, 4), "threshold": _r(task.threshold, 4),
                   "clean_metric": _r(runs.clean_metric), "corrupted_metric": _r(runs.corrupted_metric),

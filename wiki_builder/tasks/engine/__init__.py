@@ -8,8 +8,9 @@
 
 from .attribution import attribution_estimates, head_dla, pearson
 from .exact import TANH_GELUS, ExactEngine, Job, keep_freed_memory, memory_budget
-from .prepare import Sweep, TaskRuns, check_ablations, patched_logits, prepare
+from .prepare import Screening, Sweep, TaskRuns, check_ablations, patched_logits, prepare, screen
 from .reference import ablate_heads, naive_sweep
 
 __all__ = ["TANH_GELUS", "ExactEngine", "Job", "Sweep", "TaskRuns", "ablate_heads", "attribution_estimates", "check_ablations",
-           "head_dla", "keep_freed_memory", "memory_budget", "naive_sweep", "patched_logits", "pearson", "prepare"]
+           "head_dla", "keep_freed_memory", "memory_budget", "naive_sweep", "patched_logits", "pearson", "prepare",
+           "Screening", "screen"]
