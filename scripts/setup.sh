@@ -33,4 +33,8 @@ if [[ $want_test == 1 ]]; then
 else
   pip install -q -e .
 fi
+# The query page's engine (DuckDB-WASM, pinned by checksum: docs/query.md), cached once for every later build.
+# Not fatal: offline, `wiki build` still builds, and its query page says how to add the engine.
+.venv/bin/wiki fetch-engine 2>/dev/null \
+  || echo "note: could not fetch DuckDB-WASM for the query page (npm registry unreachable?); run .venv/bin/wiki fetch-engine later" >&2
 echo "Head Wiki installed in .venv ($(python -c 'import torch; print("torch", torch.__version__)'))"

@@ -49,3 +49,25 @@ def built_wiki(tmp_path_factory, constructed_dir) -> Path:
     root = tmp_path_factory.mktemp("wiki")
     run_wiki("build", "--models", str(constructed_dir), "--root", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def zoo_scores():
+    """An embedded model's bridge and every family's values (task families on 8 prompts), computed once per session."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            from wiki_builder.families import select
+            from wiki_builder.models.load import load_model
+            from wiki_builder.models.resolve import resolve
+            from wiki_builder.scores.base import BuildOptions, RunContext
+            from wiki_builder.scores.runner import compute_scores
+
+            bridge = load_model(resolve(name), device="cpu").bridge
+            result = compute_scores(bridge, select(), ctx=RunContext(examples=False, options=BuildOptions(task_prompts=8)))
+            assert not result.failed, result.failed
+            cache[name] = (bridge, result)
+        return cache[name]
+
+    return get

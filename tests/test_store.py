@@ -41,7 +41,7 @@ def test_parquet_file_carries_model_and_provenance(built_wiki):
     table = pq.read_table(files[0])
     meta = json.loads(table.schema.metadata[b"headwiki"])
     assert meta["model"]["model"] == "constructed" and len(meta["provenance"]) >= 3
-    stored = {p["metric"] for p in meta["provenance"] if p["status"] == "ok"}
+    stored = {p["metric"] for p in meta["provenance"] if p["status"] == "ok" and p["metric"] != "head_examples"}  # the corpus pass: no scores
     assert table.num_rows == 4 * len(stored)
 
 

@@ -15,6 +15,7 @@ from .executors import Job, Outcome
 from .faults import crash_point, storage_error
 from .models.resolve import ModelSpec
 from .scores.base import BuildOptions, RunContext
+from .scores.corpus import EXAMPLES_ID, EXAMPLES_VERSION, CorpusOptions
 from .scores.probe import ProbeConfig
 from .store import (
     ModelRecord,
@@ -27,6 +28,7 @@ from .store import (
     synced_builds,
     write_record,
 )
+from .store.parquet import table_family, table_of
 from .workspace import Workspace
 
 
@@ -49,6 +51,16 @@ class BuildReport:
     def failed(self) -> list[ModelOutcome]:
         return [o for o in self.outcomes if not o.ok]
 
+
+
+def stack_fields(bridge: Any) -> dict[str, Any]:
+    """The models row's ``stacks`` text, and for encoder-decoder models the layer count the scores use."""
+    from .scores.stacks import model_kind, n_rows, stacks_text
+
+    out: dict[str, Any] = {"stacks": stacks_text(bridge)}
+    if model_kind(bridge) == "encoder-decoder":
+        out["n_layers"] = n_rows(bridge)
+    return out
 
 def _version(package: str) -> str:
     try:
@@ -113,7 +125,7 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: l
     loaded = load_model(spec, device=device, dtype=dtype, work_dir=ws.data)
     if loaded.dtype == "mixed-bf16" and ctx.forward_dtype is None:
         ctx = dataclasses.replace(ctx, forward_dtype="bfloat16")
-    result = compute_scores(loaded.bridge, _in_order(todo),
+    result = compute_scores(loaded.bridge, _in_order([t for t in todo if t != EXAMPLES_ID]),
                             ProbeConfig(seed=ctx.seed), on_metric=_mid_scoring(spec.name, on_metric), ctx=ctx)
     if result.failed and not result.outputs:
         # nothing was computed: the model failed as a whole (with the first family's own error)
@@ -124,14 +136,15 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: l
         if not out.applicable:
             continue
         version = families[result.family_of[oid]].version
-        for layer in range(out.values.shape[0]):
+        for layer in out.setup.get("attention_layers", range(out.values.shape[0])):  # hybrids: attention layers only
             for head in range(out.values.shape[1]):
                 detail = out.details.get((layer, head))
                 rows.append({"model": spec.name, "layer": layer, "head": head, "metric": oid, "value": float(out.values[layer, head]),
                              "metric_version": version, "detail": json.dumps(detail, default=str) if detail else None})
-    model_row = {"model": spec.name, **loaded.info, "family": model_family(loaded.info.get("architecture", "")),
+    model_row = {"model": spec.name, **loaded.info, **stack_fields(loaded.bridge), "family": model_family(loaded.info.get("architecture", "")),
                  "source": spec.source, "location": public_location(spec), "description": model_description(spec, spec.location)}
-    peak = read_peak(loaded.device)
+    # the model's peak: the load's, each family's (the runner restarts the mark per family) and what came after
+    peak = max(read_peak(loaded.device), result.peak_before, *result.peaks.values())
     model_row["peak_memory_bytes"] = int(peak)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
     common = {"model": spec.name, "transformer_lens_version": _version("transformer-lens"), "torch_version": _version("torch"),
@@ -140,17 +153,52 @@ def score_model(spec: ModelSpec, ws: Workspace, device: str, dtype: str, todo: l
     provenance = [
         {**common, "metric": oid, "family": result.family_of[oid], "metric_version": families[result.family_of[oid]].version,
          "seconds": result.seconds.get(result.family_of[oid], 0.0), "status": "ok" if out.applicable else "not_applicable",
-         "reason": out.reason, "setup": out.setup, "peak_memory_bytes": int(peak)}
+         "reason": out.reason, "setup": out.setup, "peak_memory_bytes": int(result.peaks.get(result.family_of[oid], peak))}
         for oid, out in result.outputs.items()
     ] + [
         {**common, "metric": oid, "family": fid, "metric_version": families[fid].version, "seconds": 0.0,
-         "status": "failed", "reason": error, "setup": {}, "peak_memory_bytes": int(peak)}
+         "status": "failed", "reason": error, "setup": {}, "peak_memory_bytes": int(result.peaks.get(fid, peak))}
         for fid, error in result.failed.items() for oid in families[fid].output_ids
     ]
+    head_examples: list[dict[str, Any]] = []
+    if EXAMPLES_ID in todo:
+        head_examples, row = _corpus_pass(loaded.bridge, spec, ctx)
+        provenance.append({**common, **row, "peak_memory_bytes": int(read_peak(loaded.device))})
+        _mid_scoring(spec.name, on_metric)(EXAMPLES_ID)
+    tables = {name: table_of(name, spec.name, result.family_of[oid], cols)  # pairs of heads (composition)
+              for oid, out in result.outputs.items() if out.applicable for name, cols in out.tables.items()}
+    if head_examples:  # the corpus pass: a table of its own, like composition (store.parquet.TABLE_SCHEMAS)
+        tables["head_examples"] = examples_table(spec.name, head_examples)
     examples = result.examples
     del loaded, result
     gc.collect()
-    return ModelRecord(model=model_row, rows=rows, provenance=provenance, examples=examples)
+    return ModelRecord(model=model_row, rows=rows, provenance=provenance, examples=examples, tables=tables)
+
+
+def examples_table(model: str, rows: list[dict[str, Any]]) -> Any:
+    """The corpus pass's rows as the ``head_examples`` table, tagged with its id (``merge`` keeps or replaces it as a family)."""
+    import pyarrow as pa
+
+    from .store.parquet import TABLE_FAMILY, TABLE_SCHEMAS
+
+    table = pa.Table.from_pylist([{**r, "model": model} for r in rows], schema=TABLE_SCHEMAS["head_examples"])
+    return table.replace_schema_metadata({TABLE_FAMILY: EXAMPLES_ID.encode()})
+
+
+def _corpus_pass(bridge: Any, spec: ModelSpec, ctx: RunContext) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every head's examples on text, and the provenance row that says which corpus they come from; a pass
+    that raises is recorded as failed (the scores stand without it)."""
+    from .scores.corpus import CorpusOptions, examples_for_model
+
+    options = ctx.corpus or CorpusOptions()
+    row = {"metric": EXAMPLES_ID, "family": EXAMPLES_ID, "metric_version": EXAMPLES_VERSION}
+    try:
+        res = examples_for_model(bridge, spec.source, options, ctx.seed)
+    except Exception as exc:  # the examples illustrate the scores: without them the scores still stand
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return [], {**row, "status": "failed", "reason": f"{type(exc).__name__}: {text}"[:2000], "seconds": 0.0,
+                    "setup": {"options": options.key()}}
+    return res.rows, {**row, "status": res.status, "reason": res.reason, "seconds": res.seconds, "setup": res.setup}
 
 
 def _mid_scoring(model: str, on_metric: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -201,7 +249,18 @@ def merge(old: ModelRecord | None, new: ModelRecord, recomputed: set[str]) -> Mo
     kept_rows = [r for r in old.rows if fam_of.get(r["metric"], r["metric"]) not in recomputed]
     kept_prov = [p for p in old.provenance if p.get("family", p["metric"]) not in recomputed]
     return ModelRecord(model=new.model, rows=kept_rows + new.rows, provenance=kept_prov + new.provenance,
-                       examples=new.examples or old.examples)
+                       examples=new.examples or old.examples,
+                       tables={**{n: t for n, t in old.tables.items() if table_family(t) not in recomputed}, **new.tables})
+
+
+def examples_done(record: ModelRecord | None, seed: int, dtype: str, corpus: CorpusOptions | None) -> bool:
+    """The corpus pass is stored at its current version for this seed, dtype and corpus options (a corpus that
+    could not be read, or a pass that failed, is tried again)."""
+    want = (corpus or CorpusOptions()).key()
+    return record is not None and any(
+        p.get("metric") == EXAMPLES_ID and p.get("metric_version") == EXAMPLES_VERSION and p.get("seed") == seed
+        and p.get("dtype") == dtype and p.get("status") == "ok" and (p.get("setup") or {}).get("options") == want
+        for p in record.provenance)
 
 
 def existing_record(ws: Workspace, spec: ModelSpec, store: str | None = None) -> ModelRecord | None:
@@ -256,12 +315,15 @@ def score_and_store(job: Job, on_metric: Callable[[str], None] | None, *, root: 
 def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dtype: str = "float32", seed: int = 0,
                  metric_ids: list[str] | None = None, console: Any = None, options: BuildOptions | None = None,
                  force: bool = False, store: str | None = None, executor: str = "local",
-                 ray_address: str | None = None) -> BuildReport:
+                 ray_address: str | None = None, force_tasks: bool = False, corpus: CorpusOptions | None = None) -> BuildReport:
     """Score each model, writing its Parquet file and updating the database as results arrive.
 
     Resumable: a family already stored for (model, family version, seed, dtype) is skipped
     unless ``force``. One model failing is recorded in the runs log and the build goes on.
-    ``executor="ray"`` fans the models out to a Ray cluster, one task per model.
+    ``executor="ray"`` fans the models out to a Ray cluster, one task per model. ``force_tasks`` (benchmarks
+    only) scores the tasks even on a model that does not do them, to measure the engine at a real size. A build
+    of every family (``metric_ids`` None, or naming ``head_examples``) also runs the corpus pass (``corpus``: its
+    options) where it is missing; ``corpus.tokens == 0`` leaves it out.
     """
     import functools
     import uuid
@@ -276,16 +338,20 @@ def build_models(specs: list[ModelSpec], ws: Workspace, device: str = "auto", dt
     remove_stale_temporaries(ws.data, store)
     check_score_files(ws, store)
     resync_database(ws, store)
-    wanted = list(metric_ids or registry())
+    wanted = [m for m in (metric_ids or registry()) if m != EXAMPLES_ID]
+    examples = (metric_ids is None or EXAMPLES_ID in metric_ids) and (corpus is None or corpus.tokens > 0)
     run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     revision = git_revision()
     report = BuildReport()
     jobs = []
     for spec in specs:
         old = existing_record(ws, spec, store)
-        jobs.append(Job(spec, tuple(f for f in wanted if force or f not in families_done(old, seed, dtype, options))))
+        todo = tuple(f for f in wanted if force or f not in families_done(old, seed, dtype, options))
+        if examples and (force or not examples_done(old, seed, dtype, corpus)):
+            todo += (EXAMPLES_ID,)
+        jobs.append(Job(spec, todo))
     work = functools.partial(score_and_store, root=ws.root, store=store, device=device, dtype=dtype,
-                             ctx=RunContext(seed=seed, options=options))
+                             ctx=RunContext(seed=seed, options=options, force_tasks=force_tasks, corpus=corpus))
     runs: dict[str, dict[str, Any]] = {}
 
     def finish(job: Job, outcome: Outcome) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,6 +29,7 @@ class OutFormat(str, Enum):
 
 SEED_MAX = 2**31 - 1  # seeds are stored as DuckDB INTEGERs
 PROMPTS_MAX = 1024  # prompts per task: more only costs time
+CORPUS_TOKENS, CORPUS_TOKENS_MAX = 4096, 10_000_000  # the corpus pass's tokens per model (scores.corpus.DEFAULT_TOKENS)
 
 
 def int_in(lo: int, hi: int | None = None):
@@ -199,7 +202,7 @@ def build(
     device: str = typer.Option("auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N."),
     dtype: str = typer.Option("auto", help="auto (float32 on CPU, mixed-bf16 on GPU), float32, float16, bfloat16, or mixed-bf16 (OV scores from float32 weights, forward passes in bfloat16)."),
     seed: int = typer.Option(0, parser=int_in(0, SEED_MAX), help="Seed for the probe sequences (0 to 2147483647)."),
-    metrics: str | None = typer.Option(None, help="Comma-separated metric ids (default: all)."),
+    metrics: str | None = typer.Option(None, help="Comma-separated metric ids (default: all, and every head's examples on text; head_examples names those)."),
     site: bool = typer.Option(True, "--site/--no-site", help="Render and build the static site after scoring."),
     force: bool = typer.Option(False, "--force", help="Recompute scores that are already stored (default: skip them and resume)."),
     max_params: float | None = typer.Option(None, "--max-params", parser=number_in(0, above=True), help="With --models all: only models with at most this many parameters (e.g. 2e8)."),
@@ -213,6 +216,9 @@ def build(
     task_prompts: int = typer.Option(32, "--task-prompts", parser=int_in(2, PROMPTS_MAX), help="Prompts per task (clean and corrupted), 2 to 1024."),
     wait: float = WaitOpt,
     root: Path | None = RootOpt,
+    force_tasks: bool = typer.Option(False, "--force-tasks", hidden=True, help="Benchmarks only: score the tasks even where the model does not do them."),
+    corpus: str | None = typer.Option(None, "--corpus", help="Text for every head's examples: a text file, a folder of .txt files (documents split at blank lines), or a Hugging Face dataset id. Default: the zoo's own training text, NeelNanda/pile-10k for hub models, text the model writes itself for stories260K and local models."),
+    corpus_tokens: int = typer.Option(CORPUS_TOKENS, "--corpus-tokens", parser=int_in(0, CORPUS_TOKENS_MAX), help=f"Tokens of the corpus each model reads for its examples (0: no examples; default {CORPUS_TOKENS})."),
 ) -> None:
     """Score models, store the scores in data/, and build the site in site/.
 
@@ -279,15 +285,24 @@ def build(
     metric_ids = None
     if metrics:
         metric_ids = [m.strip() for m in metrics.split(",") if m.strip()]
-        unknown = [m for m in metric_ids if m not in registry()]
+        unknown = [m for m in metric_ids if m not in registry() and m != "head_examples"]  # head_examples: the corpus pass
         if unknown or not metric_ids:
-            fail(f"Unknown metric(s): {', '.join(unknown) or '(none given)'}. Known: {', '.join(registry())}.")
+            fail(f"Unknown metric(s): {', '.join(unknown) or '(none given)'}. Known: {', '.join(registry())}, head_examples.")
     check_device(device)
+    from .scores.corpus import CorpusOptions
+    from .scores.texts import CorpusError, check_corpus
+
+    try:
+        check_corpus(corpus)
+    except CorpusError as exc:
+        fail(str(exc))
     with take_builder_lock(root, "wiki build", wait):
-        _build_locked(specs, root, device, dtype, seed, metric_ids, site, force, store, executor, ray_address, options)
+        _build_locked(specs, root, device, dtype, seed, metric_ids, site, force, store, executor, ray_address, options, force_tasks,
+                      corpus=CorpusOptions(spec=corpus, tokens=corpus_tokens))
 
 
-def _build_locked(specs, root, device, dtype, seed, metric_ids, site, force, store, executor, ray_address, options) -> None:
+def _build_locked(specs, root, device, dtype, seed, metric_ids, site, force, store, executor, ray_address, options,
+                  force_tasks: bool = False, corpus: Any = None) -> None:
     """``wiki build`` once its options are checked and it holds the folder's builder lock."""
     from .workspace import open_workspace, site_guard
 
@@ -302,7 +317,8 @@ def _build_locked(specs, root, device, dtype, seed, metric_ids, site, force, sto
 
     try:
         report = build_models(specs, ws, device=device, dtype=dtype, seed=seed, metric_ids=metric_ids, console=console, force=force,
-                              store=store, executor=executor, ray_address=ray_address, options=options)
+                              store=store, executor=executor, ray_address=ray_address, options=options, force_tasks=force_tasks,
+                              corpus=corpus)
     except CorruptParquet as exc:
         fail(str(exc))
     except Exception as exc:
@@ -448,10 +464,13 @@ def list_models(
     max_params: float | None = typer.Option(None, "--max-params", parser=number_in(0, above=True), help="Only models with at most this many parameters."),
     family: str | None = typer.Option(None, "--family", help="Only these families (comma-separated)."),
     match: str | None = typer.Option(None, "--match", help="Only names matching this glob or substring."),
+    fmt: str = typer.Option("table", "--format", help="table or json (every field, the memory estimate in bytes)."),
     root: Path | None = RootOpt,
 ) -> None:
     """What can be built, and what is: embedded models, stories260K, and TransformerLens' official models
     (small to large) with their family, size, estimated memory and status (built, stale, failed, not built)."""
+    if fmt not in ("table", "json"):
+        fail(f"Unknown --format '{fmt}'. Use table or json.")
     from rich.table import Table
 
     from .models.registry import registry_entries, select
@@ -481,6 +500,14 @@ def list_models(
     if filtered and not entries:
         given = ", ".join(f"{k} '{v}'" for k, v in (("--match", match), ("--family", family), ("--max-params", max_params)) if v is not None)
         fail(f"No official model matches {given}. Expected filters that select at least one model (`wiki models --all` lists them all).")
+    if fmt == "json":
+        rows = [{"name": e.name, "hub_id": e.official, "aliases": aliases.get(e.official, []), "family": e.family,
+                 "architecture": e.architecture or _guess_arch(e.official), "n_params": int(e.n_params), "size_source": e.size_source,
+                 "estimated_memory_bytes": {d: e.memory_bytes(d) for d in ("float32", "bfloat16")},
+                 "architecture_coverage": coverage.get(e.architecture or _guess_arch(e.official), "not checked") if coverage else "covered",
+                 "status": status.get(e.name, "not built")} for e in entries]
+        print(json.dumps(rows, indent=1))
+        return
     for e in entries:
         extra = f" ({', '.join(aliases.get(e.official, [])[1:])})" if all_names and len(aliases.get(e.official, [])) > 1 else ""
         approx = "" if e.size_source == "cache" else "~"
@@ -492,6 +519,29 @@ def list_models(
     console.print(f"{len(embedded_models())} embedded, {len(entries)} official TransformerLens models shown "
                   "(~ = size estimated from the name or a table; exact once the config is in the Hugging Face cache). "
                   "Any local Hugging Face-format directory works too: wiki build --models ./path/to/dir")
+
+
+@app.command("fetch-engine")
+def fetch_engine_cmd(
+    source: Path | None = typer.Option(None, "--from", help="A folder holding the pinned npm tarballs (from `npm pack`), "
+                                       "instead of the npm registry: for a machine that is offline."),
+) -> None:
+    """Fetch DuckDB-WASM for the query page into the user cache (pinned version, checksum verified); builds then use it offline."""
+    from .site import engine
+
+    if source is not None and not source.exists():
+        fail(f"--from '{source}' does not exist. Expected a folder holding {' and '.join(p.tarball for p in engine.PACKAGES)}.")
+    try:
+        folder = engine.fetch(source=source)
+    except engine.EngineError as exc:
+        if source is None:
+            engine.remember_failure(exc)
+        fail(f"{exc}\n{engine.how_to_add()}", code=1)
+    except OSError as exc:
+        storage_failure(exc, "fetch-engine")
+    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    console.print(f"DuckDB-WASM {engine.VERSION} ({size / 1e6:.1f} MB, checksums verified) in {folder}; "
+                  "the next `wiki build` publishes the query page with it.", highlight=False)
 
 
 @app.command("convert-llama2c")
@@ -623,6 +673,7 @@ def coverage_cmd(
     engine_check: bool = typer.Option(True, "--engine-check/--no-engine-check", help="Also score one task with force_tasks to record the ablation engine's path."),
     write: bool = typer.Option(False, "--write", help="Store the result with the package (wiki_builder/models/coverage.json) and write docs/coverage.md, for the site's Models page and `wiki models`."),
     seed: int = typer.Option(0, parser=int_in(0, SEED_MAX), help="Seed for the stand-ins' random weights."),
+    quick: bool = typer.Option(False, "--quick", help="A few families that take every per-architecture path (attention patterns, layer-0 MLP, OV weights); no tasks, engine check or example patterns: the CI check."),
 ) -> None:
     """Build a tiny stand-in of every architecture TransformerLens supports and score it with every family:
     which are covered, which families fail, which are refused, and the share of the registry covered."""
@@ -640,15 +691,25 @@ def coverage_cmd(
     log = (lambda r: None) if fmt == "json" else (lambda r: console.print(f"  {r['architecture']}: {r['status']} ({r['seconds']}s)", highlight=False))
     if fmt != "json":
         console.print(f"Scoring tiny stand-ins of {len(wanted or known)} architecture(s)...")
-    result = run_coverage(wanted, seed=seed, engine_check=engine_check, on_row=log)
+    result = run_coverage(wanted, seed=seed, engine_check=engine_check, on_row=log, quick=quick)
     if write:
-        full = {**result, "rows": result["rows"]}
+        from .benchmarks.coverage import merge
+        from .models.coverage_table import load_coverage
+
+        # --arch rewrites those architectures' rows and keeps the others
+        full = merge(load_coverage().get("rows", []) if wanted else [], result["rows"])
         COVERAGE_FILE.write_text(json.dumps(full, indent=1, default=str) + "\n", encoding="utf-8")
         docs = Path(__file__).resolve().parents[1] / "docs"
         docs.mkdir(exist_ok=True)
         (docs / "coverage.md").write_text("# Architecture coverage\n\nGenerated by `wiki coverage --write`: a tiny stand-in "
                                          "(2 layers, 4 heads, d_model 64, random weights) of each architecture, scored with every family.\n\n"
-                                         + markdown(result), encoding="utf-8")
+                                         + markdown(full), encoding="utf-8")
+        readme = docs.parent / "README.md"
+        start, end = "<!-- coverage:start -->", "<!-- coverage:end -->"
+        text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+        if start in text and end in text:  # the README's copy of the table
+            head, rest = text.split(start, 1)
+            readme.write_text(head + start + "\n" + markdown(full) + rest[rest.index(end):], encoding="utf-8")
     if fmt == "json":
         typer.echo(json.dumps(result, indent=1, default=str))
     else:
@@ -658,8 +719,10 @@ def coverage_cmd(
             t.add_row(r["architecture"], str(r["official_models"]), str(r["registry_models"]), r["status"], str(len(r["computed"])),
                       str(len(r["not_applicable"])), escape(failed), escape(r["engine"]), f"{r['seconds']:.1f}")
         console.print(t)
-        console.print(f"{100 * result['registry_share_covered']:.1f}% of TransformerLens' {result['registry_total']} registered models "
-                      f"use a covered architecture ({100 * result['registry_share_covered_or_partial']:.1f}% covered or partial).")
+        shown = full if write else result  # with --write --arch: the share of the whole stored table
+        console.print(f"{100 * shown['registry_share_covered']:.1f}% of TransformerLens' {shown['registry_text']} registered text models "
+                      f"use a covered architecture ({100 * shown['registry_share_covered_or_partial']:.1f}% covered or partial)"
+                      + (f", over the {len(shown['rows'])} architectures of the stored table." if write else "."))
     if any(r["status"] in ("failed", "partial") for r in result["rows"]):
         raise typer.Exit(1)
 
@@ -712,6 +775,30 @@ def site_bench_cmd(
         raise typer.Exit(1)
 
 
+@app.command("bench-corpus")
+def bench_corpus_cmd(
+    models: str | None = typer.Option(None, "--models", "-m", help="Comma-separated models (default: the embedded default)."),
+    corpus_tokens: int = typer.Option(CORPUS_TOKENS, "--corpus-tokens", parser=int_in(1, CORPUS_TOKENS_MAX), help="Tokens per model, as in wiki build."),
+    root: Path | None = typer.Option(None, "--root", help="Build here (default: a temporary folder, removed afterwards)."),
+) -> None:
+    """What every head's examples on text cost: builds the models (every family and the corpus pass, no site) and prints,
+    per model, the build's seconds with and without the corpus pass, and the tokens and documents it read."""
+    from .models.resolve import ModelNotFound, resolve_many
+
+    check_root(root)
+    try:
+        if models:
+            resolve_many(models)
+    except ModelNotFound as exc:
+        fail(str(exc))
+    from .benchmarks.corpus import run
+
+    res = run([m.strip() for m in models.split(",")] if models else None, corpus_tokens, root,
+              out=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
+    if res.get("failed"):
+        raise typer.Exit(1)
+
+
 @app.command("crash-bench")
 def crash_bench_cmd(
     quick: bool = typer.Option(False, "--quick", help="The short form CI runs: two small models, the attention families, one kill per phase (~3 minutes on 2 CPU cores)."),
@@ -734,6 +821,50 @@ def crash_bench_cmd(
     if json_out:
         json_out.write_text(json.dumps(res, indent=1, default=str))
     if not res.get("pass"):
+        raise typer.Exit(1)
+
+
+@app.command("bench-memory")
+def bench_memory_cmd(
+    models: str = typer.Option("gpt2-small,gpt2-medium,pythia-70m,pythia-160m", "--models", help="Stand-ins to build (comma-separated): gpt2-small, gpt2-medium, pythia-70m, pythia-160m."),
+    force_tasks: bool = typer.Option(False, "--force-tasks", help="Also run the task ablations on the random weights (which do no task), to measure the engine at real size."),
+    task_prompts: int = typer.Option(32, "--task-prompts", parser=int_in(2, PROMPTS_MAX), help="Prompts per task, as in wiki build."),
+    work: Path | None = typer.Option(None, "--work", help="Where the stand-ins are built and kept between runs (default: ~/.cache/head-wiki/standins)."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Peak memory and seconds of `HF_HUB_OFFLINE=1 wiki build` on real-size stand-ins (random weights, real
+    configs and tokenizers), per model and per family, beside the estimate and the fp32 weights. Exit 1 when a
+    peak exceeds its estimate or gpt2-medium's peak exceeds 3x its weights."""
+    from .benchmarks.memory import MODELS, as_json, run
+
+    if fmt not in ("table", "json"):
+        fail(f"Unknown --format '{fmt}'. Use table or json.")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [n for n in names if n not in MODELS]
+    if unknown or not names:
+        fail(f"No stand-in for {', '.join(unknown) or '(none given)'}. Choose from: {', '.join(MODELS)}.")
+    where = work or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "head-wiki" / "standins"
+    check_root(where)
+    report = run(names, where, force_tasks=force_tasks, task_prompts=task_prompts)
+    if fmt == "json":
+        print(as_json(report))
+    else:
+        from rich.table import Table
+
+        gib = lambda b: f"{b / 2**30:.2f}"  # noqa: E731
+        t = Table("model", "family", "status", "seconds", "peak GiB", "estimate GiB", "peak / estimate", "peak / fp32 weights")
+        for m in report.models:
+            t.add_row(m.model, "[bold]whole run[/]", m.status, f"{m.seconds:.1f}", gib(m.peak), gib(m.estimate),
+                      f"{m.peak / m.estimate:.2f}" if m.estimate else "", f"{m.peak / m.weight_bytes:.2f}" if m.n_params else "")
+            for f in m.families:
+                t.add_row("", f["family"], f["status"], f"{f['seconds']:.1f}", gib(f["peak"]), "",
+                          f"{f['peak'] / m.estimate:.2f}" if m.estimate else "", f"{f['peak'] / m.weight_bytes:.2f}" if m.n_params else "")
+        console.print(f"$ {report.command}   ({report.wall_seconds:.0f} s, exit {report.exit_code})", highlight=False, markup=False)
+        Console(width=max(console.width, 120)).print(t)
+    problems = report.problems()
+    for p in problems:
+        console.print(f"[red]over target[/] {escape(p)}")
+    if problems or report.exit_code not in (0,):
         raise typer.Exit(1)
 
 

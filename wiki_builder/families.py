@@ -9,18 +9,33 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .scores.attention import duplicate_token, induction, prev_token
+from .scores.attention import (
+    attention_entropy,
+    bos_attention,
+    duplicate_token,
+    induction,
+    mean_attention_distance,
+    prefix_matching,
+    prev_token,
+    self_attention,
+)
 from .scores.base import Metric
-from .scores.weights import copy_score, ov_copying, successor
+from .scores.weights import composition, copy_score, ov_copying, successor
 from .tasks import families as task_families
 
 # Attention and weights families; the task families follow, one per row of tasks.table.TASKS.
 SCORES: tuple[Metric, ...] = (
+    attention_entropy.METRIC,
+    bos_attention.METRIC,
+    composition.METRIC,
     copy_score.METRIC,
     duplicate_token.METRIC,
     induction.METRIC,
+    mean_attention_distance.METRIC,
     ov_copying.METRIC,
+    prefix_matching.METRIC,
     prev_token.METRIC,
+    self_attention.METRIC,
     successor.METRIC,
 )
 

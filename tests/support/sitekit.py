@@ -113,3 +113,39 @@ def serve(site: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Model shapes of the site benchmark spanning its families, from 4 to 1,200 heads (gpt2-xl's 48 x 25):
+# enough for the lazy grids, the mosaics' overview and every page kind, at a fraction of its 67 models.
+VARIED = ("gpt2-small", "gpt2-xl", "pythia-14m", "pythia-160m", "opt-125m", "gpt-neo-125M", "attn-only-1l", "attn-only-2l",
+          "gelu-2l", "solu-4l", "stories260K", "Qwen2.5-0.5B", "gemma-2b", "tiny-stories-1M", "tiny-stories-1L-21M",
+          "toy-gpt2-0", "toy-llama-1", "toy-neox-2")
+
+
+def varied_synthetic_wiki(tmp_path_factory) -> Path:
+    """A wiki of the benchmark's synthetic data for the ``VARIED`` shapes, built with mkdocs; no torch. Built once per session."""
+    if "varied" not in _CACHE:
+        import datetime as dt
+
+        import numpy as np
+
+        from wiki_builder.benchmarks.site import MODELS, model_record
+        from wiki_builder.models.resolve import slugify
+        from wiki_builder.site.render import build_site, render_markdown
+        from wiki_builder.store import rebuild_db, write_record
+        from wiki_builder.workspace import open_workspace
+
+        root = tmp_path_factory.mktemp("varied")
+        data = root / "data"
+        data.mkdir()
+        rng = np.random.default_rng(0)
+        specs = [s for s in MODELS if s[0] in VARIED]
+        records = [model_record(rng, spec, dt.datetime(2026, 1, 1).isoformat()) for spec in specs]
+        for rec in records:
+            write_record(data, slugify(rec.model["model"]), rec)
+        rebuild_db(data, records)
+        ws = open_workspace(root)
+        render_markdown(ws)
+        build_site(ws)
+        _CACHE["varied"] = root
+    return _CACHE["varied"]

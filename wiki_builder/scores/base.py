@@ -113,6 +113,7 @@ class RunContext:
     memory_gb: float | None = None  # memory one ablation batch may use; None: the engine's default
     forward_dtype: str | None = None  # cast the model to this dtype before the forward passes (mixed-bf16)
     examples: bool = True  # capture attention patterns on the example prompts for the head pages
+    corpus: Any = None  # corpus.CorpusOptions for the corpus pass (every head's examples on text); None: its defaults
 
 
 # --- what a family returns ------------------------------------------------------------------------------------
@@ -127,6 +128,9 @@ class MetricOutput:
     setup: dict[str, Any] = field(default_factory=dict)  # the exact set-up used (sets, sizes, seeds, accuracy)
     applicable: bool = True
     reason: str = ""  # why not applicable
+    # rows of tables other than `scores` that the family fills (name -> {column: equal-length arrays}), e.g.
+    # "composition": one row per pair of heads; the builder adds the model column
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def not_applicable(shape: tuple[int, int], reason: str, setup: dict[str, Any]) -> MetricOutput:
@@ -164,6 +168,7 @@ class _Family:
 @dataclass(frozen=True, kw_only=True)
 class AttentionMetric(_Family):
     compute: Callable[[torch.Tensor, Probe], torch.Tensor]
+    probe: Literal["shared", "repeat"] = "shared"  # "repeat": the small several-copies batch (probe.build_repeat_probe)
     kind: ClassVar[Kind] = "attention"
 
 

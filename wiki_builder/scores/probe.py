@@ -111,6 +111,76 @@ def _indices(periods: np.ndarray, offset: int, length: int) -> dict[str, tuple[n
     return {k: tuple(np.array(v, dtype=np.int64) for v in lists) for k, lists in out.items()}
 
 
+def query_rows(pattern: Any, probe: Probe, name: str = "previous") -> tuple[Any, Any]:
+    """The attention rows ``[n, head, key]`` of a stripe's queries, and those queries' positions ``[n]``.
+
+    The ``previous`` stripe's queries are every position from 1 to the end of ``X X``: each has at
+    least two keys to choose from (position 0 has one: itself), and padding is never a query."""
+    import torch
+
+    b, q, _ = (torch.as_tensor(a, device=pattern.device) for a in probe.stripe(name))
+    return pattern[b, :, q, :].float(), q
+
+
+PREFIX_COPIES = 4
+
+
+@dataclass
+class RepeatConfig:
+    """The prefix-matching probe: ``[BOS] X X X X`` (``copies`` copies), ``T`` from ``t_min`` to ``t_max``."""
+
+    batch: int = 8
+    t_min: int = 6
+    t_max: int = 25
+    copies: int = PREFIX_COPIES
+    seed: int = 0
+
+
+def build_repeat_probe(bridge: Any, config: RepeatConfig | None = None) -> Probe:
+    """A small batch of ``copies`` repeats of a random sequence, separate from the shared probe (whose
+    two-copy batch the induction, previous- and duplicate-token scores read and must keep as it is).
+
+    Index ``prefix`` holds, for every query in copies 2..n, one ``(b, q, k)`` cell per earlier copy:
+    ``k`` is the position right after that copy's occurrence of the query's token; ``prefix_queries``
+    holds each such query once (``k = q``), to count them."""
+    import torch
+
+    cfg = bridge.cfg
+    bos = bos_id(bridge)
+    offset = int(bos is not None)
+    conf = config or RepeatConfig()
+    room = (int(cfg.n_ctx) - offset) // conf.copies
+    t_max = max(1, min(conf.t_max, room))
+    t_min = max(1, min(conf.t_min, t_max))
+    rng = np.random.default_rng([conf.seed, conf.copies])
+    pool = token_pool(getattr(bridge, "tokenizer", None), int(cfg.d_vocab))
+    periods = np.linspace(t_min, t_max, conf.batch).round().astype(np.int64)
+    length = offset + conf.copies * int(periods.max())
+    rows = []
+    for t in periods:
+        x = rng.choice(pool, size=int(t), replace=len(pool) < t)
+        pad = rng.choice(pool, size=length - offset - conf.copies * int(t))
+        rows.append(np.concatenate([[bos] if offset else [], *([x] * conf.copies), pad]).astype(np.int64))
+    probe = Probe(tokens=torch.tensor(np.stack(rows)), periods=periods, offset=offset,
+                  config=ProbeConfig(conf.batch, t_min, t_max, conf.seed), pool_size=len(pool))
+    probe.index = _repeat_indices(periods, offset, conf.copies)
+    return probe
+
+
+def _repeat_indices(periods: np.ndarray, offset: int, copies: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    out: dict[str, list[list[int]]] = {"prefix": [[], [], []], "prefix_queries": [[], [], []]}
+    for b, t in enumerate(periods.tolist()):
+        for c in range(1, copies):
+            for i in range(t):
+                q = offset + c * t + i
+                for key, ks in (("prefix", [offset + e * t + i + 1 for e in range(c)]), ("prefix_queries", [q])):
+                    for k in ks:
+                        out[key][0].append(b)
+                        out[key][1].append(q)
+                        out[key][2].append(k)
+    return {k: tuple(np.array(v, dtype=np.int64) for v in lists) for k, lists in out.items()}
+
+
 def stripe_mean(pattern: Any, probe: Probe, name: str) -> Any:
     """Mean over the stripe's (batch, query, key) cells of ``pattern[b, h, q, k]``, per head."""
     import torch

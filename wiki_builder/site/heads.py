@@ -28,8 +28,10 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from ..scores.base import fields_to_json
-from .data import KIND_TITLES, ModelStats, SiteData, percentile, rank_desc, similar_heads
+from .composition import head_links, links_html
+from .data import KIND_TITLES, ModelStats, SiteData, parse_json, percentile, rank_desc, similar_heads
 from .details import details_html
+from .examples import clean, corpus_note, examples_script, examples_stub, head_json, read_composition, read_examples
 from .heatmap import attention_axes, attention_svg, fmt_many, nice_ceiling
 from .labels import task_name
 from .text import ordinal
@@ -113,6 +115,10 @@ class ModelHeads:
             self.axis[m["metric"]] = (-top if np.nanmin(g) < 0 else 0.0, top)
         self._strings: tuple[dict[str, list[str]], ...] | None = None
         self._examples: list[tuple[str, Any, np.ndarray, int]] | None = None
+        self._texts: dict[tuple[int, int], list[dict[str, Any]]] | None = None  # head_examples, read on first use
+        self._composition: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] | None = None
+        self.note = corpus_note(data.provenance, model["model"])  # the corpus pass: status and corpus
+        self._links: dict[tuple[int, int], dict[str, list[Any]]] | None = None
         self.groups: list[tuple[str, list[str]]] = []
         for m in self.metrics:
             title = KIND_TITLES.get(m["kind"], m["kind"].title())
@@ -178,8 +184,30 @@ class ModelHeads:
             pat = patterns[layer, head]
             if np.isfinite(pat).any():
                 attn.append({"title": title, "svg": Markup(attention_svg(axes, pat)), "n_tokens": n_tokens})
+        if self._links is None:  # the composition table's strongest readers and writers of every head, read once
+            self._links = head_links(self.data, self.model["model"])
         return {"scores_html": Markup("".join(rows)), "tasks_html": Markup("".join(tasks)), "details_html": Markup("".join(details)),
-                "attn": attn}
+                "attn": attn, "composition_html": Markup(links_html(self._links.get((layer, head)))),
+                "examples_html": Markup(examples_stub(self.texts().get((layer, head), []), self.note, f"L{layer}H{head}"))}
+
+    def texts(self) -> dict[tuple[int, int], list[dict[str, Any]]]:
+        """Every head's examples on text (``head_examples``), read once per model."""
+        if self._texts is None:
+            self._texts = read_examples(self.data.con, self.model["model"]) if "head_examples" in self.data.tables else {}
+        return self._texts
+
+    def json_doc(self, layer: int, head: int, labels: list[dict[str, Any]]) -> str:
+        """The head's data as one JSON document, written beside its page (docs/head-json.md)."""
+        if self._composition is None:
+            self._composition = read_composition(self.data.con, self.model["model"]) if "composition" in self.data.tables else {}
+        st = self.st
+        scores = dict(zip(st.grids, clean([float(g[layer, head]) for g in st.grids.values()])))
+        ranks = {mid: {"rank": int(st.rank[mid][layer, head]) or None, "of": st.n[mid],
+                       "percentile": clean([float(st.pct[mid][layer, head])])[0]} for mid in st.grids}
+        det = {mid: parse_json(d) for mid, d in self.data.details.get(self.model["model"], {}).get((layer, head), {}).items()}
+        return head_json(self.model, layer, head, scores=scores, ranks=ranks, labels=[l["name"] for l in labels], details=det,
+                         examples=self.texts().get((layer, head), []), note=self.note,
+                         composition=self._composition.get((layer, head)) if "composition" in self.data.tables else None)
 
     def _meta(self, mid: str) -> dict[str, Any]:
         try:
@@ -205,6 +233,15 @@ def model_key(data: SiteData, model: dict[str, Any], grids: dict[str, np.ndarray
         row = data.con.execute("SELECT count(*), bit_xor(hash(example, layer, head, tokens, pattern)) FROM attention_examples WHERE model = ?",
                                [model["model"]]).fetchall()[0]
         h.update(repr(row).encode())
+    if "composition" in data.tables:
+        row = data.con.execute("SELECT count(*), bit_xor(hash(src_layer, src_head, dst_layer, dst_head, kind, value)) FROM composition "
+                               "WHERE model = ?", [model["model"]]).fetchall()[0]
+        h.update(repr(row).encode())
+    if "head_examples" in data.tables:  # the examples on the page, and the corpus they come from
+        row = data.con.execute("SELECT count(*), bit_xor(hash(layer, head, kind, rank, tokens, attention, value)) FROM head_examples "
+                               "WHERE model = ?", [model["model"]]).fetchall()[0]
+        h.update(repr(row).encode())
+    h.update(json.dumps(corpus_note(data.provenance, model["model"]), default=str, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -229,9 +266,9 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
     m = job["model"]
     own = data is None
     if own:
-        data = SiteData(models=[m], metrics=job["metrics"], absent=[], grids={}, provenance=[],
+        data = SiteData(models=[m], metrics=job["metrics"], absent=[], grids={}, provenance=job.get("provenance", []),
                         details={m["model"]: job["details"]}, tables=set(job["tables"]))
-        if "attention_examples" in data.tables:
+        if {"attention_examples", "composition", "head_examples"} & data.tables:
             data.con = connect_readonly(job["data_dir"])
     try:
         mh = ModelHeads(data, m, job["stats"], None)
@@ -252,10 +289,26 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
             if not same:
                 write_file(path, raw)
             out.append((rel, hashlib.sha1(raw).hexdigest(), len(raw), not same))
+            out.append(_write_if_changed(root, f"heads/{m['slug']}/L{layer}H{head}.json",
+                                         mh.json_doc(layer, head, job["labels"].get((layer, head), [])).encode("utf-8")))
+            if mh.texts().get((layer, head)):  # the page's examples, put in by this script (the page stays small)
+                out.append(_write_if_changed(root, f"heads/{m['slug']}/L{layer}H{head}.ex.js",
+                                             examples_script(mh.texts()[(layer, head)]).encode("utf-8")))
         return out
     finally:
         if own:
             data.close()
+
+
+def _write_if_changed(root: Path, rel: str, raw: bytes) -> tuple[str, str, int, bool]:
+    path = root / rel
+    try:
+        same = path.stat().st_size == len(raw) and path.read_bytes() == raw
+    except OSError:
+        same = False
+    if not same:
+        write_file(path, raw)
+    return rel, hashlib.sha1(raw).hexdigest(), len(raw), not same
 
 
 def render_head_pages(data: SiteData, writer: Writer, env: Environment, *, per_model: dict[str, ModelStats],
@@ -276,8 +329,11 @@ def render_head_pages(data: SiteData, writer: Writer, env: Environment, *, per_m
             for head in range(m["n_heads"]):
                 rel = f"heads/{slug}/L{layer}H{head}"
                 old = writer.entry(f"{rel}.html")
-                if old.get("own") == key and (writer.root / f"{rel}.html").is_file():
-                    writer.keep_as_is(f"{rel}.html")
+                companions = [f"{rel}.json", *([f"{rel}.ex.js"] if writer.entry(f"{rel}.ex.js") else [])]
+                if old.get("own") == key and (writer.root / f"{rel}.html").is_file() \
+                        and all(writer.entry(c) and (writer.root / c).is_file() for c in companions):
+                    for page in (f"{rel}.html", *companions):
+                        writer.keep_as_is(page)
                     stats.heads_unchanged += 1
                     stats.head_bytes.append(int(old.get("size") or 0))
                 else:
@@ -287,9 +343,13 @@ def render_head_pages(data: SiteData, writer: Writer, env: Environment, *, per_m
             jobs.append({"model": m, "key": key, "heads": todo[i:i + HEADS_PER_JOB], "stats": st, "labels": model_labels_,
                          "metrics": [meta for meta in data.metrics if meta["metric"] in st.grids], "theme": theme,
                          "details": data.details.get(name, {}), "tables": sorted(data.tables), "data_dir": data_dir,
+                         "provenance": [p for p in data.provenance if p.get("model") == name and p.get("metric") == "head_examples"],
                          "root": writer.root})
     for job, results in _run_jobs(jobs, data, env):
         for rel, sha, size, written in results:
+            if rel.endswith((".json", ".ex.js")):  # the head's data and examples beside its page: not pages
+                writer.record(rel, sha, written, own=job["key"])
+                continue
             writer.record(rel, sha, written, own=job["key"], size=str(size))
             stats.heads_rendered += 1
             stats.head_bytes.append(size)

@@ -127,6 +127,11 @@ def scale_for(values: np.ndarray) -> Scale:
 
 
 def fmt(v: float | None, digits: int = 3) -> str:
+    """A number as what it is: an integer (a seed, a count) as an integer, a measurement with ``digits`` decimals."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
     if v is None or not np.isfinite(v):
         return "n/a"
     return f"{v:.{digits}f}"

@@ -23,13 +23,14 @@ from pathlib import Path
 
 from ..faults import die_with_parent
 from ..workspace import Workspace
+from . import engine
 from .fragments import inject_fragments
 
 EXCLUDED = ("/heads/", "/downloads/")
 # Top-level pages the builder writes: added to a config's navigation that does not list them
 # (a mkdocs.yml made before they existed), after the user's own entries.
 BUILDER_PAGES = (("Find a head", "find.md"), ("Models", "models/index.md"), ("Metrics", "metrics/index.md"),
-                 ("Mosaics", "mosaics/index.md"), ("Data", "data.md"), ("About", "about.md"))
+                 ("Mosaics", "mosaics/index.md"), ("Data", "data.md"), ("Query", "query.md"), ("About", "about.md"))
 NOT_IN_NAV = ("/models/*", "/metrics/*", "/mosaics/*")
 
 
@@ -142,6 +143,7 @@ def build_site(ws: Workspace) -> Path:
         raise SiteBuildError(f"mkdocs build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     for folder in ("heads", "downloads"):
         link_tree(ws.site_src / folder, ws.site / folder)
+    engine.publish(ws.site, engine.installed())  # the query page's DuckDB-WASM, from the user cache (see .engine)
     inject_fragments(ws)
     return ws.site
 

@@ -15,16 +15,22 @@ from typing import Any
 
 import numpy as np
 from jinja2 import Environment
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ..store.db import db_path
 from ..store.parquet import score_files
 from ..workspace import Workspace
-from .data import KIND_TITLES, ModelStats, SiteData
+from .composition import GRAPH_EDGES, graph_svg, strongest_edges
+from .data import ModelStats, SiteData
+from .examples import write_archive
 from .fragments import Fragments
-from .heatmap import heatmap_svg, histogram_svg, legend_svg
+from .grids import maps_html, mosaic_html, mosaic_overview_html, write_sidecars
+from .heatmap import histogram_svg, legend_svg
+from .home import home_tables
 from .labels import task_name
-from .text import human, prose
+from .queries import examples
+from .query_page import query_context
+from .theme import TEMPLATES
 from .tokens import chip
 from .validation import find_gpt2_small, validation_rows
 from .writer import Writer
@@ -64,7 +70,7 @@ def render_pages(ws: Workspace, env: Environment, data: SiteData, writer: Writer
         writer.write(rel, env.get_template(template).render(**ctx, **kw))
 
     # ---- navigation pages (Markdown, built by mkdocs)
-    page("index.md", "index.md.j2")
+    page("index.md", "index.md.j2", home=home_tables(data.metrics))
     page("find.md", "find.md.j2")
     from ..models.coverage_table import load_coverage
 
@@ -88,9 +94,10 @@ def render_pages(ws: Workspace, env: Environment, data: SiteData, writer: Writer
         for m in members:
             h.update(f"{m['model']}|{m['slug']}|{m['n_params']}|{m.get('family')}".encode())
             h.update(np.ascontiguousarray(data.grids[(m["model"], mid)]).tobytes())
-        grids = fragments.cached(f"mosaics/{mid}.md", h.hexdigest(), lambda meta=meta, members=members: _mosaic_html(meta, members, data))
+        grids = fragments.cached(f"mosaics/{mid}.md", h.hexdigest(), lambda meta=meta, members=members: mosaic_html(meta, members, data))
+        overview = fragments.cached(f"mosaics/{mid}.md", h.hexdigest(), lambda meta=meta, members=members: mosaic_overview_html(meta, members, data))
         missing = [m for m in data.models if (m["model"], mid) not in data.grids]
-        page(f"mosaics/{mid}.md", "mosaic.md.j2", metric=meta, grids=grids, missing=missing, legend=legend)
+        page(f"mosaics/{mid}.md", "mosaic.md.j2", metric=meta, grids=grids, overview=overview, missing=missing, legend=legend)
     for m in data.models:
         name, slug = m["model"], m["slug"]
         st = per_model[name]
@@ -99,13 +106,14 @@ def render_pages(ws: Workspace, env: Environment, data: SiteData, writer: Writer
             if meta["metric"] in st.grids:
                 h.update((meta["metric"] + meta["title"] + repr(meta["scale"])).encode())
                 h.update(np.ascontiguousarray(st.grids[meta["metric"]]).tobytes())
-        maps = fragments.cached(f"models/{slug}.md", h.hexdigest(), lambda m=m, st=st: _maps_html(m, st, data))
+        maps = fragments.cached(f"models/{slug}.md", h.hexdigest(), lambda m=m, st=st: maps_html(m, st, data))
         provs = [p for p in data.provenance if p["model"] == name]
         model_labelled = sorted(((l, h, lab) for (mm, l, h), lab in labels.items() if mm == name),
                                 key=lambda x: (x[2][0]["best_rank"], x[0], x[1]))
         prompts = [{"example": ex, "chips": Markup(" ".join(chip(t) for t in toks[:60]) + (" …" if len(toks) > 60 else ""))}
                    for ex, toks in data.prompts(name)]
-        page(f"models/{slug}.md", "model.md.j2", model=m, maps=maps, prompts=prompts, tasks=_task_summaries(provs, data),
+        comp = Markup(graph_svg(strongest_edges(data, name), m["n_layers"], m["n_heads"], slug))
+        page(f"models/{slug}.md", "model.md.j2", model=m, comp_graph=comp, comp_graph_edges=GRAPH_EDGES, maps=maps, prompts=prompts, tasks=_task_summaries(provs, data),
              fam_prov=_family_provenance(provs), model_labels=model_labelled[:40], n_labelled=len(model_labelled))
     gpt2 = find_gpt2_small(data.models)
     if gpt2 is not None:
@@ -114,49 +122,11 @@ def render_pages(ws: Workspace, env: Environment, data: SiteData, writer: Writer
     else:
         vrows = validation_rows(None, {}, {}, {})
     page("about.md", "about.md.j2", gpt2=gpt2, vrows=vrows, metrics_by_id=metrics_by_id)
-    page("data.md", "data.md.j2", columns=data.columns, downloads=_downloads(ws, writer))
+    page("data.md", "data.md.j2", columns=data.columns, downloads=_downloads(ws, writer), examples=examples())
+    writer.write("head-json.md", "---\ntitle: One head's data as JSON\n---\n" + (TEMPLATES / "head-json.md").read_text(encoding="utf-8"))
+    page("query.md", "query.md.j2", columns=data.columns, **query_context(ws, data, writer))
     fragments.finish()
-
-
-def _maps_html(m: dict[str, Any], st: ModelStats, data: SiteData) -> str:
-    """A model page's heatmaps: one per metric, grouped by kind, each on the metric's shared scale."""
-    cell = 18 if m["n_heads"] <= 16 and m["n_layers"] <= 24 else 10
-    parts, kind = ['<div class="hw-maps">'], None
-    for meta in data.metrics:
-        g = st.grids.get(meta["metric"])
-        if g is None:
-            continue
-        if meta["kind"] != kind:
-            kind = meta["kind"]
-            parts.append(f'<h3 class="hw-kind">{escape(KIND_TITLES.get(kind, kind))}</h3>')
-        mid = meta["metric"]
-        parts.append(f'<figure class="hw-map"><figcaption><a href="../metrics/{mid}.html">{escape(meta["title"])}</a> · '
-                     f'<a href="../mosaics/{mid}.html">all models</a></figcaption>'
-                     + heatmap_svg(g, None, meta["title"], m["model"], scale=meta["scale"], cell=cell, tip_model=False,
-                                   tip_label=False, href_base=f"../heads/{m['slug']}/")
-                     + legend_svg(scale=meta["scale"], gid=f"g-{mid}") + "</figure>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _mosaic_html(meta: dict[str, Any], members: list[dict[str, Any]], data: SiteData) -> str:
-    """Every model's grid for one metric, grouped by family (in model order: family, then size)."""
-    parts, family = ['<div class="hw-mosaic">'], None
-    for m in members:
-        fam = str(m.get("family") or "other")
-        if fam != family:
-            if family is not None:
-                parts.append("</div>")
-            family = fam
-            parts.append(f'<h2>{prose(fam)}</h2><div class="hw-grid">')
-        svg = heatmap_svg(data.grids[(m["model"], meta["metric"])], None, meta["title"], m["model"], scale=meta["scale"], cell=7,
-                          axes=False, tip_model=False, tip_label=False, href_base=f"../heads/{m['slug']}/")
-        parts.append(f'<figure><figcaption><a href="../models/{m["slug"]}.html">{prose(m["model"])}</a> '
-                     f'<small>{m["n_layers"]}×{m["n_heads"]} · {human(m.get("n_params"))}</small></figcaption>{svg}</figure>')
-    if family is not None:
-        parts.append("</div>")
-    parts.append("</div>")
-    return "".join(parts)
+    write_sidecars(writer, data, per_model, chrome)
 
 
 def _setup_split(provs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
@@ -218,6 +188,8 @@ def _family_provenance(provs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _downloads(ws: Workspace, writer: Writer) -> list[dict[str, Any]]:
     """Put the database and the Parquet files into the site (hard links where the filesystem allows)."""
     files = []
+    local = [Path(str(f)) for f in score_files(ws.data) if "://" not in str(f) and Path(str(f)).is_file()]
+    local += sorted((ws.data / "scores").glob("*/*.parquet"))  # the tables beside the model files (composition, head_examples)
     db = db_path(ws.data)
     if db.is_file():
         writer.link_or_copy("downloads/wiki.duckdb", db)
@@ -229,4 +201,5 @@ def _downloads(ws: Workspace, writer: Writer) -> list[dict[str, Any]]:
         rel = f"downloads/scores/{p.name}"
         writer.link_or_copy(rel, p)
         files.append({"href": rel, "name": p.name, "size": p.stat().st_size, "what": f"scores of {p.stem}"})
-    return files
+    archive = write_archive(ws.site_src, ws.data, [db, *local] if db.is_file() else local, writer)
+    return files + ([archive] if archive else [])

@@ -84,9 +84,10 @@ def _render_all(ws: Workspace, data: SiteData, writer: Writer) -> None:
             labels[(m["model"], layer, head)] = lab
     cross = CrossModel(data, {k: [l["name"] for l in v] for k, v in labels.items()})
 
-    render_pages(ws, env, data, writer, per_model=per_model, labels=labels, n_heads=cross.n_heads, theme=theme, chrome=chrome)
+    # head pages (and each head's JSON beside its page) first: the data page offers them in the build's archive
     render_head_pages(data, writer, env, per_model=per_model, labels=labels, cross=cross, chrome=chrome, theme=theme,
                       data_dir=ws.data)
+    render_pages(ws, env, data, writer, per_model=per_model, labels=labels, n_heads=cross.n_heads, theme=theme, chrome=chrome)
     writer.write("heads-index.js", _search_index(data, labels, cross.slug))
     for asset in sorted(ASSETS.iterdir()):
         if asset.is_file():

@@ -19,7 +19,7 @@ RENDER_VERSION = "2"
 MANIFEST = ".manifest.json"
 # Folders of site_src/ that the renderer owns: files there that it did not write this time are removed.
 OWNED = ("heads", "models", "metrics", "mosaics", "downloads", "assets", ".fragments")
-OWNED_FILES = ("index.md", "find.md", "about.md", "data.md", "heads-index.js")
+OWNED_FILES = ("index.md", "find.md", "about.md", "data.md", "query.md", "head-json.md", "heads-index.js")
 
 
 @dataclass

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 
 from ..faults import crash_point
-from .parquet import ModelRecord, read_record, score_files
+from .parquet import TABLE_SCHEMAS, ModelRecord, read_record, score_files
 from .runs import RUN_COLUMNS, read_runs
 
 DB_NAME = "wiki.duckdb"
@@ -40,6 +40,7 @@ MODEL_COLUMNS = {
     "location": "VARCHAR",
     "description": "VARCHAR",
     "estimated_memory_bytes": "BIGINT",
+    "stacks": "VARCHAR",  # encoder / decoder layers, or the attention layers of a hybrid ("" for most models)
 }
 PROVENANCE_COLUMNS = {
     "model": "VARCHAR",
@@ -58,10 +59,18 @@ PROVENANCE_COLUMNS = {
     "seconds": "DOUBLE",
     "setup": "VARCHAR",
     "built_at": "TIMESTAMP",
-    "peak_memory_bytes": "BIGINT",  # the model's run: RSS high-water mark on CPU, torch.cuda.max_memory_allocated on GPU
+    "peak_memory_bytes": "BIGINT",  # while this family ran, the loaded model included: RSS high-water mark on CPU, torch.cuda.max_memory_allocated on GPU
+}
+# Every head's examples on text (the corpus pass, scores/corpus.py; stored like composition, parquet.TABLE_SCHEMAS): tokens
+# from `start` in the document, the query at `query_position` among them, its attention over tokens[0..query_position],
+# and the value its ranking used.
+HEAD_EXAMPLE_COLUMNS = {
+    "model": "VARCHAR", "layer": "INTEGER", "head": "INTEGER", "kind": "VARCHAR", "rank": "INTEGER", "decile": "INTEGER",
+    "document": "INTEGER", "start": "INTEGER", "query_position": "INTEGER", "tokens": "VARCHAR[]", "token_ids": "INTEGER[]",
+    "attention": "FLOAT[]", "value": "DOUBLE",
 }
 # Columns added after the first release: ALTER TABLE ... ADD COLUMN IF NOT EXISTS brings old databases up to date.
-ADDED_COLUMNS = {"provenance": {"peak_memory_bytes": "BIGINT"},
+ADDED_COLUMNS = {"models": {"stacks": "VARCHAR"}, "provenance": {"peak_memory_bytes": "BIGINT"},
                  "runs": {"peak_memory_bytes": "BIGINT", "estimated_memory_bytes": "BIGINT"}}
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS models ({', '.join(f'{k} {v}' for k, v in MODEL_COLUMNS.items())});
@@ -69,6 +78,8 @@ CREATE TABLE IF NOT EXISTS scores (model VARCHAR, layer INTEGER, head INTEGER, m
 CREATE TABLE IF NOT EXISTS provenance ({', '.join(f'{k} {v}' for k, v in PROVENANCE_COLUMNS.items())});
 CREATE TABLE IF NOT EXISTS runs ({', '.join(f'{k} {v}' for k, v in RUN_COLUMNS.items())});
 CREATE TABLE IF NOT EXISTS attention_examples (model VARCHAR, example VARCHAR, layer INTEGER, head INTEGER, tokens VARCHAR[], pattern FLOAT[]);
+CREATE TABLE IF NOT EXISTS head_examples ({', '.join(f'{k} {v}' for k, v in HEAD_EXAMPLE_COLUMNS.items())});
+CREATE TABLE IF NOT EXISTS composition (model VARCHAR, src_layer INTEGER, src_head INTEGER, dst_layer INTEGER, dst_head INTEGER, kind VARCHAR, value DOUBLE, baseline DOUBLE);
 CREATE TABLE IF NOT EXISTS metrics (metric VARCHAR PRIMARY KEY, family VARCHAR, version VARCHAR, title VARCHAR, kind VARCHAR, description VARCHAR, formula VARCHAR, reference VARCHAR, details VARCHAR, detail_fields VARCHAR);
 """
 
@@ -85,6 +96,12 @@ def lock_wait() -> float:
         return 120.0
 
 
+# A database file this builder creates is written in DuckDB 1.4's storage format (version 67): readable by any
+# DuckDB from 1.4 on, the query page's DuckDB-WASM included (site/engine.py), not only by the builder's DuckDB.
+# (A DuckDB older than 1.4 writes an older format anyway, and does not know the setting.)
+NEW_FILE = {"storage_compatibility_version": "v1.4.0"} if tuple(map(int, re.findall(r"\d+", duckdb.__version__)[:2])) >= (1, 4) else {}
+
+
 def _connect(path: Path, read_only: bool = False, config: dict[str, Any] | None = None,
              wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting while another process holds it.
@@ -96,7 +113,7 @@ def _connect(path: Path, read_only: bool = False, config: dict[str, Any] | None 
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+            return duckdb.connect(str(path), read_only=read_only, config=config or ({} if read_only else dict(NEW_FILE)))
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise
@@ -136,8 +153,12 @@ def _refresh_view(con: duckdb.DuckDBPyConnection) -> None:
 
 def _insert(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> None:
     name = record.model["model"]
-    for table in ("models", "scores", "provenance", "attention_examples"):
+    for table in ("models", "scores", "provenance", "attention_examples", *TABLE_SCHEMAS):
         con.execute(f"DELETE FROM {table} WHERE model = ?", [name])
+    for table, side in record.tables.items():  # noqa: B007 - `side` is read by DuckDB's replacement scan
+        if table in TABLE_SCHEMAS:
+            cols = ", ".join(TABLE_SCHEMAS[table].names)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM side")
     cols = list(MODEL_COLUMNS)
     con.execute(f"INSERT INTO models ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [record.model.get(c) for c in cols])
     if record.rows:
@@ -154,6 +175,8 @@ def _insert(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> None:
         for ex in record.examples:
             pats = np.asarray(ex["patterns"], dtype=np.float32)
             for l in range(pats.shape[0]):
+                if np.isnan(pats[l]).all():  # a layer without attention (hybrids)
+                    continue
                 for h in range(pats.shape[1]):
                     for key, value in zip(cols, (name, ex["example"], l, h, list(ex["tokens"]), pats[l, h].ravel())):
                         cols[key].append(value)
@@ -232,7 +255,7 @@ def rebuild_db(data_dir: Path, records: Iterable[ModelRecord] | None = None, sto
     for leftover in (tmp, Path(str(tmp) + ".wal")):
         leftover.unlink(missing_ok=True)
     try:
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config=dict(NEW_FILE))
         try:
             _create(con)
             for i, rec in enumerate(recs):

@@ -32,6 +32,51 @@ SCORE_SCHEMA = pa.schema([
     ("detail", pa.string()),  # JSON: what explains this head's number (may be null)
 ])
 
+# Tables other than `scores` that a family fills, each in its own file beside the model's: `<store>/<table>/<slug>.parquet`
+# (a table of pairs of heads grows as heads squared: too large for the model file's metadata). The model file's
+# metadata lists the ones it has, so a reader never picks up a file that a later build of the model dropped.
+TABLE_SCHEMAS = {
+    "composition": pa.schema([
+        ("model", pa.string()),
+        ("src_layer", pa.int32()),
+        ("src_head", pa.int32()),
+        ("dst_layer", pa.int32()),
+        ("dst_head", pa.int32()),
+        ("kind", pa.string()),  # q, k or v
+        ("value", pa.float64()),  # the composition score minus the baseline
+        ("baseline", pa.float64()),  # the mean score of random matrices of the model's shapes
+    ]),
+    # every head's examples on text (the corpus pass, scores/corpus.py); columns as in db.HEAD_EXAMPLE_COLUMNS
+    "head_examples": pa.schema([
+        ("model", pa.string()),
+        ("layer", pa.int32()),
+        ("head", pa.int32()),
+        ("kind", pa.string()),  # max_attention, output_norm or decile
+        ("rank", pa.int32()),  # 1.. within the kind (deciles: lowest first)
+        ("decile", pa.int32()),  # 0..9 for kind decile, else null
+        ("document", pa.int32()),  # the document (sequence) of the corpus read
+        ("start", pa.int32()),  # where `tokens` starts in it
+        ("query_position", pa.int32()),  # the query, an index into `tokens`
+        ("tokens", pa.list_(pa.string())),
+        ("token_ids", pa.list_(pa.int32())),
+        ("attention", pa.list_(pa.float32())),  # from the query to tokens[0..query_position]
+        ("value", pa.float64()),  # the activation the ranking used
+    ]),
+}
+TABLE_FAMILY = b"family"  # schema metadata key of such a table: the family that filled it
+
+
+def table_of(name: str, model: str, family: str, columns: dict[str, Any]) -> pa.Table:
+    """A ``TABLE_SCHEMAS`` table from a family's columns (the model column added), tagged with the family."""
+    schema = TABLE_SCHEMAS[name]
+    n = len(next(iter(columns.values()))) if columns else 0
+    arrays = [pa.array(np.full(n, model, dtype=object) if f.name == "model" else np.asarray(columns[f.name]), f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema).replace_schema_metadata({TABLE_FAMILY: family.encode()})
+
+
+def table_family(table: pa.Table) -> str:
+    return (table.schema.metadata or {}).get(TABLE_FAMILY, b"").decode()
+
 
 class CorruptParquet(RuntimeError):
     """A Parquet file in data/ cannot be read."""
@@ -43,6 +88,7 @@ class ModelRecord:
     rows: list[dict[str, Any]]  # rows of the `scores` table
     provenance: list[dict[str, Any]] = field(default_factory=list)  # one row per metric
     examples: list[dict[str, Any]] = field(default_factory=list)  # {"example", "tokens", "patterns" [L,H,Q,Q]}
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # TABLE_SCHEMAS name -> its rows (composition), one file each
 
 
 def scores_dir(data_dir: Path) -> Path:
@@ -107,8 +153,13 @@ def write_record(data_dir: Path, slug: str, record: ModelRecord, store: str | No
     examples = [{"example": e["example"], "tokens": e["tokens"], "patterns": np.round(np.asarray(e["patterns"], dtype=np.float64), 4).tolist()}
                 for e in record.examples]
     meta = {"format": FORMAT_VERSION, "model": record.model, "provenance": record.provenance, "examples": examples}
+    meta["tables"] = sorted(record.tables)
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
     local = "://" not in loc
+    for name, side in record.tables.items():  # first: the model file that lists them must never come before them
+        fs.create_dir(_join(base, name), recursive=True)
+        _write_atomic(fs, side, _join(_join(base, name), f".{slug}.parquet.tmp-{os.getpid()}"),
+                      _join(_join(base, name), f"{slug}.parquet"), local)
     try:
         pq.write_table(table, tmp, filesystem=fs)
         if local:
@@ -124,6 +175,20 @@ def write_record(data_dir: Path, slug: str, record: ModelRecord, store: str | No
     return target if local else _join(loc, f"{slug}.parquet")
 
 
+def _write_atomic(fs: Any, table: pa.Table, tmp: str, target: str, local: bool) -> None:
+    try:
+        pq.write_table(table, tmp, filesystem=fs)
+        if local:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        fs.move(tmp, target)
+    finally:
+        try:
+            fs.delete_file(tmp)
+        except (FileNotFoundError, OSError):
+            pass
+
+
 def remove_stale_temporaries(data_dir: Path, store: str | None = None) -> list[str]:
     """Temporary files left by a killed run (their content never became visible)."""
     import pyarrow.fs as pafs
@@ -133,6 +198,11 @@ def remove_stale_temporaries(data_dir: Path, store: str | None = None) -> list[s
         infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
     except FileNotFoundError:
         return []
+    for name in TABLE_SCHEMAS:  # and those of the tables beside the model files
+        try:
+            infos += fs.get_file_info(pafs.FileSelector(_join(base, name), allow_not_found=True))
+        except FileNotFoundError:
+            pass
     stale = [i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith(".") and ".tmp-" in i.base_name]
     for path in stale:
         fs.delete_file(path)
@@ -157,5 +227,20 @@ def read_record(path: str | Path) -> ModelRecord:
             f"{path} is not a readable Head Wiki score file ({type(exc).__name__}: {exc}). "
             f"Delete it and rebuild that model (`wiki build --models <model> --force`), then run `wiki db rebuild`."
         ) from exc
-    return ModelRecord(model=meta["model"], rows=table.to_pylist(), provenance=meta.get("provenance", []),
+    tables = {name: _read_side(path, name) for name in meta.get("tables", [])}
+    return ModelRecord(model=meta["model"], rows=table.to_pylist(), provenance=meta.get("provenance", []), tables=tables,
                        examples=meta.get("examples", []))
+
+
+def _read_side(path: str | Path, name: str) -> pa.Table:
+    """The ``name`` table of the model whose file is ``path`` (``<dir>/<name>/<slug>.parquet``)."""
+    base, file = str(path).rsplit("/", 1)
+    try:
+        if "://" in base:
+            fs, root = open_store(base)
+            return pq.read_table(_join(_join(root, name), file), filesystem=fs)
+        return pq.read_table(Path(base) / name / file)
+    except Exception as exc:
+        raise CorruptParquet(
+            f"{path} lists a `{name}` table, but {name}/{file} beside it is missing or unreadable ({type(exc).__name__}: {exc}). "
+            f"Rebuild that model (`wiki build --models <model> --force`), then run `wiki db rebuild`.") from exc
