@@ -98,3 +98,22 @@ def _artifact(name: str):
 
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / f"{name}.png"
+
+
+def test_head_page_examples_and_composition(browser, two):  # noqa: F811
+    """A head page draws its examples on text (from the script beside it, tokens escaped, the query marked) and
+    lists its composition links; the model page draws the composition graph with nodes linking to head pages."""
+    with sitekit.serve(two / "site") as base:
+        w = Watch(browser, base)
+        w.goto("heads/evil-vocab/L1H1.html")
+        w.page.wait_for_selector("#hw-examples .hw-ex")
+        assert w.page.locator("#hw-examples .hw-ex p").count() >= 5
+        assert w.page.locator("#hw-examples b.q").count() >= 5  # each context marks its query token
+        assert w.page.locator(".hw-comp a[href$='.html']").count() >= 1  # heads it reads from (layer 0)
+        w.shot("36-head-examples-composition")
+        w.goto("models/evil-vocab.html")
+        nodes = w.page.locator("svg.hw-comp-graph a[href*='heads/evil-vocab/L']")
+        assert nodes.count() >= 2
+        w.shot("37-model-composition-graph")
+        assert w.problems == [], w.problems
+        w.close()
