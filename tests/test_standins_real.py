@@ -62,7 +62,9 @@ def test_metric_pages_show_each_tokenizers_prompt_sets(real_size_build):
     setups = dict(con.execute("SELECT model, setup FROM provenance WHERE metric = 'ioi_mean_ablation'").fetchall())
     assert set(setups) == set(NAMES)
     names = {m: json.loads(s)["names"] for m, s in setups.items()}
-    assert names["gpt2-small"] == names["gpt2-medium"] and names["gpt2-small"] != names["pythia-70m"], names
+    for count in names.values():  # Wang et al.'s list (about 100 names), kept where ' ' + name is one token
+        kept, total = (int(x) for x in count.split("/"))
+        assert total >= 100 and 0.9 * total <= kept <= total, names
     ioi_page = (root / "site" / "metrics" / "ioi_mean_ablation.html").read_text()
     gt_page = (root / "site" / "metrics" / "greater_than_mean_ablation.html").read_text()
     for model, count in names.items():

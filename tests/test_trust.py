@@ -484,7 +484,7 @@ def tmpfs(tmp_path):
     """A size-limited tmpfs mounted for the test (root only); None where mounting is not permitted."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount") or not _mount("-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)):
+    if os.geteuid() != 0 or not shutil.which("mount") or not _mount("-t", "tmpfs", "-o", "size=192m", "tmpfs", str(mnt)):
         yield None
         return
     try:

@@ -126,6 +126,10 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     for table, cols in ADDED_COLUMNS.items():  # databases made before these columns existed
         for col, kind in cols.items():
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {col} {kind}")
+    # the view exists from the first moment the file does: a build killed before its first model lands leaves a
+    # database whose documented view is there (empty), not one a reader's `FROM head_scores` fails on
+    if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'head_scores'").fetchall():
+        _refresh_view(con)
 
 
 def _refresh_metrics(con: duckdb.DuckDBPyConnection) -> None:
