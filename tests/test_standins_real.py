@@ -35,7 +35,9 @@ def real_size_build(tmp_path_factory):
     env = {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     # a few families keep the test short (the tasks stop at their two plain passes: random weights do no task);
     # the whole suite at this size is `wiki bench-memory`
-    result = run_wiki("build", "--models", ",".join(NAMES), "--metrics", "prev_token,ioi,greater_than", "--root", str(root), env=env, timeout=1500)
+    # toy-llama does IOI and greater-than, so their metric pages exist and list every model's set-up beside its own
+    result = run_wiki("build", "--models", ",".join([*NAMES, "toy-llama"]), "--metrics", "prev_token,ioi,greater_than",
+                      "--root", str(root), env=env, timeout=1500)
     return root, work, result
 
 
@@ -47,9 +49,9 @@ def test_real_parameter_counts_and_memory(real_size_build):
     assert rows["gpt2-medium"] == 354_823_168
     assert rows["pythia-70m"] == 70_426_624 == SHAPES["EleutherAI/pythia-70m"].n_params
     layers = dict(con.execute("SELECT model, n_layers * n_heads FROM models").fetchall())
-    assert layers == {"gpt2-small": 144, "gpt2-medium": 384, "pythia-70m": 48}
+    assert {m: layers[m] for m in NAMES} == {"gpt2-small": 144, "gpt2-medium": 384, "pythia-70m": 48}
     runs = con.execute("SELECT model, peak_memory_bytes, estimated_memory_bytes FROM runs WHERE status = 'ok'").fetchall()
-    assert {r[0] for r in runs} == set(NAMES)
+    assert {r[0] for r in runs} == {*NAMES, "toy-llama"}
     for model, peak, estimate in runs:
         assert 0 < peak <= estimate, (model, peak, estimate)
 
@@ -60,7 +62,7 @@ def test_metric_pages_show_each_tokenizers_prompt_sets(real_size_build):
     root, _, _ = real_size_build
     con = duckdb.connect(str(root / "data" / "wiki.duckdb"), read_only=True)
     setups = dict(con.execute("SELECT model, setup FROM provenance WHERE metric = 'ioi_mean_ablation'").fetchall())
-    assert set(setups) == set(NAMES)
+    setups = {m: setups[m] for m in NAMES}
     names = {m: json.loads(s)["names"] for m, s in setups.items()}
     for count in names.values():  # Wang et al.'s list (about 100 names), kept where ' ' + name is one token
         kept, total = (int(x) for x in count.split("/"))
@@ -79,7 +81,7 @@ def test_no_machine_path_in_published_pages(real_size_build):
     needles |= {str(Path(__file__).resolve().parents[1])}  # the checkout
     con = duckdb.connect(str(root / "data" / "wiki.duckdb"), read_only=True)
     locations = [r[0] for r in con.execute("SELECT location FROM models").fetchall()]
-    assert sorted(locations) == sorted(NAMES.values())
+    assert sorted(locations) == sorted([*NAMES.values(), "wiki_builder/models/embedded/toy-llama"])
     pages = [p for p in (root / "site").rglob("*") if p.suffix in (".html", ".json", ".md", ".txt", ".xml", ".js")]
     assert len(pages) > 20
     for page in pages:
