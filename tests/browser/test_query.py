@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from test_browser import browser  # noqa: F401 - the module's browser fixture
 
 from support import run_wiki, sitekit
 from wiki_builder.site import engine
@@ -48,20 +49,10 @@ def wiki(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
 class Watch:
     """A page that records console errors, page errors, dialogs and requests leaving the served site."""
 
-    def __init__(self, browser, base: str) -> None:
+    def __init__(self, browser, base: str) -> None:  # noqa: F811
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         self.page = self.context.new_page()
         self.problems: list[str] = []
@@ -138,7 +129,7 @@ def wiki_query(root: Path, sql: str) -> list[dict]:
     return json.loads(run_wiki("query", sql, "--format", "json", "--root", str(root)).stdout)
 
 
-def test_every_example_returns_the_rows_of_wiki_query(browser, wiki):
+def test_every_example_returns_the_rows_of_wiki_query(browser, wiki):  # noqa: F811
     with sitekit.serve(wiki / "site") as base:
         w = Watch(browser, base)
         w.page.goto(base + "data.html")
@@ -173,7 +164,7 @@ def test_every_example_returns_the_rows_of_wiki_query(browser, wiki):
         w.close()
 
 
-def test_a_shared_link_runs_its_query_and_heads_link_to_their_pages(browser, wiki):
+def test_a_shared_link_runs_its_query_and_heads_link_to_their_pages(browser, wiki):  # noqa: F811
     sql = EXAMPLES[0][1]
     with sitekit.serve(wiki / "site") as base:
         w = Watch(browser, base)
@@ -236,7 +227,7 @@ BAD = [("SELEC model FROM scores", "Parser Error"), ("SELECT nope FROM scores", 
        ("SELECT * FROM read_csv('http://example.com/x.csv')", "disabled"), ("SET enable_external_access = true", "locked")]
 
 
-def test_bad_sql_gives_a_plain_error(browser, wiki):
+def test_bad_sql_gives_a_plain_error(browser, wiki):  # noqa: F811
     """Bad SQL, a write, an outside URL and an attempt to unlock: each a plain error, the engine still running after."""
     with sitekit.serve(wiki / "site") as base:
         w = Watch(browser, base)

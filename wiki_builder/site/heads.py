@@ -279,16 +279,7 @@ def render_heads(job: dict[str, Any], data: SiteData | None = None, env: Any = N
             html = template.render(model=m, slug=m["slug"], layer=layer, head=head, theme=job["theme"], root="../../",
                                    labels=job["labels"].get((layer, head), []), neighbours=neighbours(m, layer, head),
                                    **mh.context(layer, head))
-            raw = html.encode("utf-8")
-            rel = f"heads/{m['slug']}/L{layer}H{head}.html"
-            path = root / rel
-            try:
-                same = path.stat().st_size == len(raw) and path.read_bytes() == raw
-            except OSError:
-                same = False
-            if not same:
-                write_file(path, raw)
-            out.append((rel, hashlib.sha1(raw).hexdigest(), len(raw), not same))
+            out.append(_write_if_changed(root, f"heads/{m['slug']}/L{layer}H{head}.html", html.encode("utf-8")))
             out.append(_write_if_changed(root, f"heads/{m['slug']}/L{layer}H{head}.json",
                                          mh.json_doc(layer, head, job["labels"].get((layer, head), [])).encode("utf-8")))
             if mh.texts().get((layer, head)):  # the page's examples, put in by this script (the page stays small)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,27 +161,20 @@ def write_record(data_dir: Path, slug: str, record: ModelRecord, store: str | No
         fs.create_dir(_join(base, name), recursive=True)
         _write_atomic(fs, side, _join(_join(base, name), f".{slug}.parquet.tmp-{os.getpid()}"),
                       _join(_join(base, name), f"{slug}.parquet"), local)
-    try:
-        pq.write_table(table, tmp, filesystem=fs)
-        if local:
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        crash_point("parquet_tmp_written", record.model.get("model"))
-        fs.move(tmp, target)
-    finally:
-        try:
-            fs.delete_file(tmp)
-        except (FileNotFoundError, OSError):
-            pass
+    _write_atomic(fs, table, tmp, target, local, before_move=lambda: crash_point("parquet_tmp_written", record.model.get("model")))
     return target if local else _join(loc, f"{slug}.parquet")
 
 
-def _write_atomic(fs: Any, table: pa.Table, tmp: str, target: str, local: bool) -> None:
+def _write_atomic(fs: Any, table: pa.Table, tmp: str, target: str, local: bool,
+                  before_move: Callable[[], None] | None = None) -> None:
+    """Write to ``tmp``, fsync it (local files), then rename it to ``target``; the temporary never outlives the call."""
     try:
         pq.write_table(table, tmp, filesystem=fs)
         if local:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
+        if before_move:
+            before_move()
         fs.move(tmp, target)
     finally:
         try:
